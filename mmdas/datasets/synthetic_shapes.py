@@ -1,0 +1,101 @@
+"""A small synthetic detection set in COCO format, written to disk (no download needed).
+
+Images show filled shapes of four classes (square, disc, triangle, cross) in random colours,
+sizes (about 12 % to 45 % of the image side) and positions, over a cluttered background
+(colour gradient, noise, random line segments, distractor outlines). Used by the demo and the
+tests; real COCO goes under ``data/coco/`` with the same configs.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List
+
+import cv2
+import numpy as np
+
+CLASSES = ('square', 'disc', 'triangle', 'cross')
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, size)[:, None, None]
+    img = (c0 * (1 - t) + c1 * t) * np.ones((size, size, 1))
+    img += rng.normal(0, 12, img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for _ in range(rng.integers(3, 9)):  # clutter: thin lines and hollow outlines
+        p0, p1 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if rng.random() < 0.6:
+            cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), colour, 1)
+        else:
+            cv2.circle(img, tuple(int(v) for v in p0), int(rng.integers(4, size // 4)), colour, 1)
+    return img
+
+
+def _draw(img: np.ndarray, label: int, x: int, y: int, s: int, colour) -> None:
+    if label == 0:
+        cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), colour, -1)
+    elif label == 1:
+        cv2.circle(img, (x + s // 2, y + s // 2), s // 2, colour, -1)
+    elif label == 2:
+        pts = np.array([[x + s // 2, y], [x, y + s - 1], [x + s - 1, y + s - 1]], np.int32)
+        cv2.fillPoly(img, [pts], colour)
+    else:
+        w = max(2, s // 4)
+        cv2.rectangle(img, (x + (s - w) // 2, y), (x + (s + w) // 2, y + s - 1), colour, -1)
+        cv2.rectangle(img, (x, y + (s - w) // 2), (x + s - 1, y + (s + w) // 2), colour, -1)
+
+
+def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int):
+    img = _background(rng, size)
+    anns: List[Dict] = []
+    boxes: List[np.ndarray] = []
+    for _ in range(int(rng.integers(1, 6))):
+        s = int(rng.integers(int(size * 0.12), int(size * 0.45)))
+        x, y = (int(v) for v in rng.integers(0, size - s, 2))
+        box = np.array([x, y, x + s, y + s], float)
+        if any(_iou(box, b) > 0.3 for b in boxes):
+            continue
+        label = int(rng.integers(0, len(CLASSES)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        _draw(img, label, x, y, s, colour)
+        boxes.append(box)
+        anns.append(dict(id=start_ann_id + len(anns), image_id=image_id, category_id=label + 1,
+                         bbox=[x, y, s, s], area=float(s * s), iscrowd=0))
+    return img, anns
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: int = 160,
+                     seed: int = 0) -> Dict[str, str]:
+    """Write ``root/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json``.
+
+    Returns the two annotation paths. Re-running with the same arguments rewrites the same set.
+    """
+    rng = np.random.default_rng(seed)
+    categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    paths = {}
+    ann_id = 1
+    for split, count in (('train', num_train), ('val', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            image_id = len(images) + 1
+            img, anns = _image(rng, size, image_id, ann_id)
+            name = f'{split}_{i:05d}.jpg'
+            cv2.imwrite(osp.join(root, split, name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(dict(id=image_id, file_name=name, width=size, height=size))
+            annotations += anns
+            ann_id += len(anns)
+        path = osp.join(root, 'annotations', f'instances_{split}.json')
+        with open(path, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        paths[split] = path
+    return paths

@@ -1,0 +1,4 @@
+from .backbones import DASMobileNetV2, DASResNet
+from .plugins import DASGate
+
+__all__ = ['DASGate', 'DASResNet', 'DASMobileNetV2']

@@ -1,0 +1,3 @@
+from .das_gate import DASGate, das_hidden_channels
+
+__all__ = ['DASGate', 'das_hidden_channels']

@@ -1,0 +1,165 @@
+"""DASResNet / DASMobileNetV2 in the style of mmdet's backbone tests."""
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import mmdas  # noqa: F401
+from mmdas.models import DASGate, DASMobileNetV2, DASResNet
+
+
+def is_norm_eval(module):
+    return all(not m.training for m in module.modules() if isinstance(m, _BatchNorm))
+
+
+def all_frozen(module):
+    return all(not p.requires_grad for p in module.parameters())
+
+
+@pytest.mark.parametrize('depth, channels', [(18, (64, 128, 256, 512)), (34, (64, 128, 256, 512)),
+                                             (50, (256, 512, 1024, 2048)),
+                                             (101, (256, 512, 1024, 2048)),
+                                             (152, (256, 512, 1024, 2048))])
+def test_resnet_output_shapes_strides_and_gates_for_every_depth(depth, channels):
+    model = DASResNet(depth, deform_impl='torch')
+    gates = model.das_gates()
+    assert len(gates) == 4 and [g.in_channels for g in gates] == list(channels)
+    for i, gate in enumerate(gates, 1):
+        assert getattr(model, f'layer{i}')[-1] is gate  # after the stage's last block
+    model.init_weights()
+    model.train()
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, c, 64 // s, 64 // s)
+                                              for c, s in zip(channels, (4, 8, 16, 32))]
+
+
+def test_resnet_gate_stages_and_alpha_are_arguments():
+    model = DASResNet(18, gate_stages=(False, True, False, True), alpha=0.5, out_indices=(3,))
+    assert [g.in_channels for g in model.das_gates()] == [128, 512]
+    assert all(g.alpha == 0.5 for g in model.das_gates())
+    assert not hasattr(model.layer1, 'das_gate')
+    assert len(model(torch.randn(2, 3, 64, 64))) == 1
+
+
+def test_resnet_frozen_stages_freeze_the_host_but_gates_keep_training():
+    model = DASResNet(50, frozen_stages=2, deform_impl='torch')
+    model.init_weights()
+    model.train()
+    assert all_frozen(model.conv1) and all_frozen(model.bn1) and not model.bn1.training
+    for i in (1, 2):
+        layer = getattr(model, f'layer{i}')
+        blocks = [m for m in layer if not isinstance(m, DASGate)]
+        assert all(all_frozen(b) and is_norm_eval(b) for b in blocks)
+        assert all(p.requires_grad for p in layer.das_gate.parameters())
+        assert layer.das_gate.training
+    assert all(p.requires_grad for p in model.layer3.parameters())
+    out = model(torch.randn(1, 3, 64, 64))
+    sum(o.sum() for o in out).backward()
+    assert model.layer1.das_gate.pointwise.weight.grad is not None
+    assert model.layer1[0].conv1.weight.grad is None
+
+    frozen_gates = DASResNet(50, frozen_stages=2, freeze_gates=True)
+    frozen_gates.train()
+    assert all_frozen(frozen_gates.layer1) and all_frozen(frozen_gates.layer2)
+    assert all(p.requires_grad for p in frozen_gates.layer3.das_gate.parameters())
+
+
+def test_resnet_norm_eval_and_host_options_keep_working():
+    model = DASResNet(50, norm_eval=True, style='caffe', deep_stem=True, avg_down=True,
+                      with_cp=True, zero_init_residual=True, deform_impl='torch')
+    model.init_weights()
+    model.train()
+    assert is_norm_eval(model)
+    assert model.layer1[0].conv1.stride == (2, 2) or model.layer2[0].conv1.stride == (2, 2)
+    assert model.layer4[-2].norm3.weight.abs().sum() == 0  # zero_init_residual
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    outs = model(x)
+    sum(o.sum() for o in outs).backward()
+    assert model.layer4.das_gate.deform_conv.weight.grad is not None
+
+
+def test_resnet_with_dcn_and_plugins():
+    model = DASResNet(50, dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
+                      stage_with_dcn=(False, True, True, True),
+                      plugins=[dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
+                                    stages=(False, True, True, True), position='after_conv3')],
+                      deform_impl='torch')
+    assert hasattr(model.layer3[0], 'context_block')
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert outs[-1].shape == (1, 2048, 2, 2)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(depth=20), r'depth must be one of \(18, 34, 50, 101, 152\), got 20'),
+    (dict(depth=50, gate_stages=(True, True)), 'gate_stages must be a list of 4 bools'),
+    (dict(depth=50, gate_stages=(1, 0, 1, 0)), 'gate_stages must be a list of 4 bools'),
+    (dict(depth=50, alpha=0.0), r'alpha must be a number in \(0, 1\]'),
+    (dict(depth=50, deform_impl='gpu'), 'deform_impl must be one of'),
+])
+def test_resnet_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DASResNet(**kwargs)
+
+
+def test_mobilenet_v2_gates_at_four_strides_and_outputs():
+    model = DASMobileNetV2(out_indices=(1, 2, 4, 7), deform_impl='torch')
+    assert [g.in_channels for g in model.das_gates()] == [24, 32, 96, 320]
+    assert [n for n in model.das_stage_names] == ['layer2', 'layer3', 'layer5', 'layer7']
+    model.init_weights()
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 24, 16, 16), (1, 32, 8, 8), (1, 96, 4, 4),
+                                              (1, 1280, 2, 2)]
+
+
+def test_mobilenet_v2_widen_factor_frozen_stages_norm_eval():
+    model = DASMobileNetV2(widen_factor=0.5, gate_indices=(0, 3), frozen_stages=1,
+                           norm_eval=True, act_cfg=dict(type='ReLU'), with_cp=True)
+    model.train()
+    assert [g.in_channels for g in model.das_gates()] == [8, 32]
+    assert all_frozen(model.conv1)
+    assert all(all_frozen(b) for b in model.layer1 if not isinstance(b, DASGate))
+    assert all(p.requires_grad for p in model.layer1.das_gate.parameters())
+    assert is_norm_eval(model)
+    outs = model(torch.randn(2, 3, 32, 32))
+    assert outs[-1].shape[1] == 1280
+
+
+@pytest.mark.parametrize('gate_indices', [(7,), (1, 1), (-1,), (0, 9), 3])
+def test_mobilenet_v2_bad_gate_indices(gate_indices):
+    with pytest.raises(ValueError, match='gate_indices must be distinct layer indices'):
+        DASMobileNetV2(gate_indices=gate_indices)
+
+
+def test_gates_start_with_zero_offsets_after_host_init():
+    """The host's Kaiming init must not leave the gates' offset convs random."""
+    for model in (DASResNet(18), DASMobileNetV2()):
+        model.init_weights()
+        for gate in model.das_gates():
+            assert gate.deform_conv.conv_offset.weight.abs().sum() == 0
+
+
+def test_framework_flavours_follow_their_defaults(scope):
+    from mmdet.registry import MODELS as DET
+    from mmpretrain.registry import MODELS as CLS
+    with scope('mmdet'):
+        det = DET.build(dict(type='DASResNet', depth=50))
+    with scope('mmpretrain'):
+        cls = CLS.build(dict(type='DASResNet', depth=50))
+        cls_mbv2 = CLS.build(dict(type='DASMobileNetV2'))
+    assert isinstance(det, DASResNet) and not isinstance(cls, DASResNet)
+    assert det.out_indices == (0, 1, 2, 3) and cls.out_indices == (3, )
+    assert len(cls.das_gates()) == 4
+    assert set(det.state_dict()) == set(cls.state_dict())
+    assert cls_mbv2.out_indices == (7, ) and len(cls_mbv2.das_gates()) == 4
+    # mmpretrain's layer-wise lr decay knows where a gate sits.
+    last_block = len(cls.layer2) - 2  # the gate is the stage's last module
+    assert cls.get_layer_depth('backbone.layer2.das_gate.pointwise.weight', 'backbone.') == \
+        cls.get_layer_depth(f'backbone.layer2.{last_block}.conv1.weight', 'backbone.')
+
+
+def test_gradient_reaches_every_gate_in_a_detector_style_forward():
+    model = DASResNet(18, deform_impl='torch')
+    model.init_weights()
+    outs = model(torch.randn(2, 3, 64, 64))
+    sum(o.square().mean() for o in outs).backward()
+    for gate in model.das_gates():
+        assert gate.gate_norm.weight.grad.abs().sum() > 0

@@ -1,0 +1,100 @@
+"""DASGate: shapes, values, gradients, registry and bad input."""
+import pytest
+import torch
+
+import mmdas  # noqa: F401  (registers everything)
+from mmdas.models import DASGate
+from mmdas.models.plugins import das_hidden_channels
+
+
+@pytest.mark.parametrize('channels, size', [(1, (5, 7)), (8, (1, 1)), (17, (9, 4)), (64, (13, 11))])
+def test_output_has_input_shape_and_equals_x_times_gate(channels, size):
+    torch.manual_seed(0)
+    gate = DASGate(channels, deform_impl='torch')
+    x = torch.randn(2, channels, *size)
+    y = gate(x)
+    assert y.shape == x.shape
+    a = gate.attention(x)
+    assert ((a > 0) & (a < 1)).all()
+    torch.testing.assert_close(y, x * a)
+
+
+def test_structure_follows_the_paper():
+    gate = DASGate(256, alpha=0.2)
+    assert das_hidden_channels(256, 0.2) == 51
+    assert gate.depthwise.groups == 256 and gate.depthwise.kernel_size == (3, 3)
+    assert gate.pointwise.out_channels == 51 and gate.pointwise.kernel_size == (1, 1)
+    assert gate.compress_norm.num_groups == 51  # InstanceNorm
+    assert gate.deform_conv.in_channels == 51 and gate.deform_conv.out_channels == 256
+    assert gate.deform_conv.kernel_size == (3, 3)
+    assert gate.gate_norm.num_groups == 1  # LayerNorm over (C, H, W)
+    assert das_hidden_channels(3, 0.2) == 1  # never zero channels
+    # Offsets and mask logits start at zero.
+    assert gate.deform_conv.conv_offset.weight.abs().sum() == 0
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    gate = DASGate(16, deform_impl='torch')
+    x = torch.randn(2, 16, 9, 9, requires_grad=True)
+    # Train a step so that offsets become non-zero, then check every gradient again.
+    opt = torch.optim.SGD(gate.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        gate(x).square().mean().backward()
+        for name, param in gate.named_parameters():
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+        opt.step()
+    assert x.grad.abs().sum() > 0
+
+
+def test_mmcv_and_torch_implementations_agree_inside_the_gate():
+    pytest.importorskip('mmcv.ops')
+    torch.manual_seed(0)
+    gate = DASGate(12, deform_impl='torch')
+    with torch.no_grad():  # non-zero offsets, so the deformable sampling matters
+        gate.deform_conv.conv_offset.weight.normal_(0, 0.5)
+    x = torch.randn(2, 12, 8, 10)
+    ref = gate(x)
+    gate.deform_conv.impl = 'mmcv'
+    torch.testing.assert_close(gate(x), ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('alpha', [0, -0.1, 1.5, float('nan'), '0.2', True])
+def test_bad_alpha_is_rejected_with_its_name(alpha):
+    with pytest.raises(ValueError, match=r'alpha must be a number in \(0, 1\], got'):
+        DASGate(16, alpha=alpha)
+
+
+@pytest.mark.parametrize('channels', [0, -4, 2.5, None])
+def test_bad_channel_count_is_rejected(channels):
+    with pytest.raises(ValueError, match='in_channels must be a positive int, got'):
+        DASGate(channels)
+
+
+def test_wrong_input_channels_is_rejected():
+    gate = DASGate(16)
+    with pytest.raises(ValueError, match=r'DASGate\(in_channels=16\) expects an \(N, 16, H, W\) '
+                                         r'tensor, got shape \(1, 8, 5, 5\)'):
+        gate(torch.randn(1, 8, 5, 5))
+
+
+def test_bad_deform_impl_is_rejected():
+    with pytest.raises(ValueError, match='deform_impl must be one of'):
+        DASGate(16, deform_impl='fast')
+
+
+def test_builds_by_name_from_every_scope_and_as_plugin(scope):
+    from mmcv.cnn import build_plugin_layer
+    from mmdet.registry import MODELS as DET
+    from mmengine.registry import MODELS as ROOT
+    from mmpretrain.registry import MODELS as CLS
+    cfg = dict(type='DASGate', in_channels=32, alpha=0.25)
+    for registry in (ROOT, DET, CLS):
+        with scope(registry.scope):
+            gate = registry.build(cfg)
+        assert isinstance(gate, DASGate) and gate.alpha == 0.25
+    name, layer = build_plugin_layer(dict(type='DASGate', alpha=0.25), postfix='_x',
+                                     in_channels=32)
+    assert name == 'das_gate_x' and isinstance(layer, DASGate)
+    assert layer(torch.randn(1, 32, 6, 6)).shape == (1, 32, 6, 6)

@@ -1,0 +1,146 @@
+"""Faster R-CNN with DAS backbones: configs, two-stage schedule, COCO AP, DDP on CPU."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import find_latest_checkpoint
+
+import mmdas  # noqa: F401
+from mmdas.datasets import make_shapes_coco
+from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py')
+
+
+@pytest.fixture(scope='module')
+def shapes(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('shapes'))
+    make_shapes_coco(root, num_train=16, num_val=8, size=96)
+    return root
+
+
+def tiny_cfg(shapes, work_dir, iters=2):
+    cfg = Config.fromfile(DEMO)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = shapes + '/'
+        loader.batch_size = 2
+    cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = \
+        osp.join(shapes, 'annotations/instances_val.json')
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters)
+    cfg.param_scheduler[1].update(end=iters, milestones=[iters])
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = str(work_dir)
+    return cfg
+
+
+@pytest.mark.parametrize('config, backbone, neck_in', [
+    ('faster-rcnn_das-r50_fpn_1x_coco.py', 'DASResNet', [256, 512, 1024, 2048]),
+    ('faster-rcnn_das-r101_fpn_1x_coco.py', 'DASResNet', [256, 512, 1024, 2048]),
+    ('faster-rcnn_das-mobilenetv2_fpn_1x_coco.py', 'DASMobileNetV2', [24, 32, 96, 1280]),
+])
+def test_coco_configs_build_and_follow_the_paper_recipe(config, backbone, neck_in, scope):
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/das', config))
+    assert cfg.model.backbone.type == backbone and cfg.model.neck.in_channels == neck_in
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
+                                               weight_decay=1e-4)
+    assert cfg.auto_scale_lr.base_batch_size == 16 and cfg.train_cfg.max_epochs == 12
+    assert cfg.model.backbone.init_cfg.type == 'Pretrained'
+    cfg.model.backbone.init_cfg = None  # no download here
+    with scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in feats] == [256] * 5
+
+
+def test_coco_warmup_config_freezes_what_the_helper_freezes():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py'))
+    backbone_warmup_cfg(cfg)
+    assert 'paramwise_cfg' not in cfg.optim_wrapper  # the helper leaves its input alone
+    warm = Config.fromfile(
+        osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py'))
+    assert warm.optim_wrapper.paramwise_cfg.custom_keys == \
+        backbone_warmup_cfg(cfg).optim_wrapper.paramwise_cfg.custom_keys
+    assert warm.train_cfg.max_epochs == 1
+
+
+def test_warmup_changes_only_the_backbone_then_finetune_changes_all(shapes, tmp_path):
+    cfg = tiny_cfg(shapes, tmp_path)
+    torch.manual_seed(0)
+    start = run_stage(cfg, str(tmp_path / 'start'))  # a "trained vanilla" starting point
+    before = torch.load(start)['state_dict']
+    final = run_two_stage([backbone_warmup_cfg(cfg), cfg], str(tmp_path / 'two'),
+                          stage1_load_from=start)
+    warm = torch.load(find_latest_checkpoint(str(tmp_path / 'two/stage1_backbone_warmup')))
+    warm = warm['state_dict']
+    for key, value in before.items():
+        if key.startswith('backbone.'):
+            continue
+        assert torch.equal(value, warm[key]), f'{key} changed during the backbone warm-up'
+    changed = [k for k, v in before.items() if k.startswith('backbone.') and
+               v.dtype.is_floating_point and not torch.equal(v, warm[k])]
+    assert any('.das_gate.' not in k for k in changed) and len(changed) > 10
+    after = torch.load(final)['state_dict']
+    assert not torch.equal(after['roi_head.bbox_head.fc_cls.weight'],
+                           warm['roi_head.bbox_head.fc_cls.weight'])
+    # A finished schedule is skipped: same checkpoint, no new training.
+    mtime = os.path.getmtime(final)
+    assert run_two_stage([backbone_warmup_cfg(cfg), cfg], str(tmp_path / 'two')) == final
+    assert os.path.getmtime(final) == mtime
+
+
+def test_interrupted_stage_resumes_from_its_last_checkpoint(shapes, tmp_path):
+    cfg = tiny_cfg(shapes, tmp_path, iters=2)
+    work = str(tmp_path / 'stage')
+    run_stage(cfg, work)
+    os.remove(osp.join(work, 'stage_done.json'))  # as if killed before finishing
+    longer = tiny_cfg(shapes, tmp_path, iters=3)
+    final = run_stage(longer, work)
+    ckpt = torch.load(final)
+    assert ckpt['meta']['iter'] == 3 and final.endswith('iter_3.pth')
+    with open(osp.join(work, 'stage_done.json')) as f:
+        assert json.load(f)['checkpoint'] == final
+
+
+def test_coco_bbox_ap_is_evaluated_with_pycocotools(shapes, tmp_path, capsys):
+    cfg = tiny_cfg(shapes, tmp_path)
+    ckpt = run_stage(cfg, str(tmp_path / 'train'))
+    test_cfg = tiny_cfg(shapes, tmp_path / 'test')
+    test_cfg.load_from = ckpt
+    metrics = build_runner(test_cfg).test()
+    assert {'coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'} <= set(metrics)
+    assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+
+
+def test_missing_dataset_names_the_path(tmp_path):
+    cfg = tiny_cfg(str(tmp_path / 'no_such_root'), tmp_path)
+    with pytest.raises(FileNotFoundError, match='no_such_root'):
+        build_runner(cfg).train()
+
+
+def run_tool(args, timeout=600, env=None):
+    env = dict(os.environ, **(env or {}), CUDA_VISIBLE_DEVICES='-1', PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_our_train_tool_runs_two_process_ddp_with_gloo_on_cpu(shapes, tmp_path):
+    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={shapes}/',
+            f'val_dataloader.dataset.data_root={shapes}/',
+            f'val_evaluator.ann_file={shapes}/annotations/instances_val.json',
+            'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+            'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
+    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+                     'tools/train.py', DEMO, '--launcher', 'pytorch',
+                     '--work-dir', str(tmp_path)] + opts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log  # world size 2
+    assert osp.isfile(tmp_path / 'iter_2.pth')
