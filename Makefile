@@ -33,6 +33,9 @@ test: install
 demo: install
 	$(PY) tools/demo.py
 
+demo-cls: install
+	$(PY) tools/demo_cls.py
+
 bench: install
 	$(PY) tools/analysis/benchmark.py
 

@@ -27,6 +27,6 @@ from .utils import allow_mmengine_checkpoints  # noqa: E402
 
 allow_mmengine_checkpoints()
 
-from . import engine, models, ops  # noqa: E402,F401
+from . import datasets, engine, models, ops  # noqa: E402,F401
 
-__all__ = ['__version__', 'engine', 'models', 'ops']
+__all__ = ['__version__', 'datasets', 'engine', 'models', 'ops']

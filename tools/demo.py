@@ -5,7 +5,7 @@
 3. for the DAS backbone and for the vanilla one, runs the same two-stage schedule from it:
    backbone warm-up (heads frozen), then full fine-tune;
 4. evaluates both with COCO bbox AP (pycocotools) and prints the tables side by side;
-5. saves a few val images with drawn detections.
+5. saves the val images with drawn detections (ground truth left, detections right).
 
 Every stage skips when done and resumes when interrupted, so re-running is cheap.
 """
@@ -35,8 +35,7 @@ def iter_cfg(path: str, iters: int, work_dir: str) -> Config:
 def evaluate(path: str, checkpoint: str, work_dir: str, show_dir: str = None) -> dict:
     cfg = Config.fromfile(path)
     cfg.work_dir, cfg.load_from = work_dir, checkpoint
-    if show_dir:
-        cfg.test_dataloader.dataset.indices = 8  # draw the first 8 val images
+    if show_dir:  # mmdet's hook draws every test image: ground truth left, detections right
         cfg.default_hooks.visualization.update(draw=True, test_out_dir=osp.abspath(show_dir))
     return build_runner(cfg).test()
 

@@ -1,4 +1,5 @@
 from .synthetic_shapes import CLASSES as SHAPE_CLASSES
-from .synthetic_shapes import make_shapes_coco
+from .synthetic_shapes import make_shapes_coco, make_shapes_folder
+from .transforms import LoadImageOrSkip
 
-__all__ = ['SHAPE_CLASSES', 'make_shapes_coco']
+__all__ = ['SHAPE_CLASSES', 'make_shapes_coco', 'make_shapes_folder', 'LoadImageOrSkip']

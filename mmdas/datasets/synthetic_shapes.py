@@ -1,4 +1,5 @@
-"""A small synthetic detection set in COCO format, written to disk (no download needed).
+"""Small synthetic data sets written to disk (no download needed): detection in COCO format,
+classification in mmpretrain's folder layout.
 
 Images show filled shapes of four classes (square, disc, triangle, cross) in random colours,
 sizes (about 12 % to 45 % of the image side) and positions, over a cluttered background
@@ -50,19 +51,28 @@ def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int
     img = _background(rng, size)
     anns: List[Dict] = []
     boxes: List[np.ndarray] = []
-    for _ in range(int(rng.integers(1, 6))):
+    for _ in range(int(rng.integers(2, 8))):
         s = int(rng.integers(int(size * 0.12), int(size * 0.45)))
         x, y = (int(v) for v in rng.integers(0, size - s, 2))
         box = np.array([x, y, x + s, y + s], float)
         if any(_iou(box, b) > 0.3 for b in boxes):
             continue
         label = int(rng.integers(0, len(CLASSES)))
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        _draw(img, label, x, y, s, colour)
+        _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
         boxes.append(box)
         anns.append(dict(id=start_ann_id + len(anns), image_id=image_id, category_id=label + 1,
                          bbox=[x, y, s, s], area=float(s * s), iscrowd=0))
     return img, anns
+
+
+def _contrasting_colour(rng: np.random.Generator, patch: np.ndarray) -> tuple:
+    """A random colour at least 120 (L1 over BGR) away from the patch's mean colour, so that
+    every object is visible (a colour close to its background would be label noise)."""
+    mean = patch.reshape(-1, 3).mean(0)
+    while True:
+        colour = rng.integers(0, 256, 3)
+        if np.abs(colour - mean).sum() >= 120:
+            return tuple(int(v) for v in colour)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,3 +109,19 @@ def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: 
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
         paths[split] = path
     return paths
+
+
+def make_shapes_folder(root: str, num_train_per_class: int = 150, num_val_per_class: int = 50,
+                       size: int = 64, seed: int = 0) -> None:
+    """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background."""
+    rng = np.random.default_rng(seed)
+    for split, count in (('train', num_train_per_class), ('val', num_val_per_class)):
+        for label, name in enumerate(CLASSES):
+            folder = osp.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                img = _background(rng, size)
+                s = int(rng.integers(int(size * 0.3), int(size * 0.7)))
+                x, y = (int(v) for v in rng.integers(0, size - s, 2))
+                _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
+                cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)

@@ -11,6 +11,11 @@ Sections:
             the pure-PyTorch path against a dense 3x3 conv of the same shape, fwd and fwd+bwd
   backbone  DAS-ResNet-50 (pure-PyTorch path and mmcv's kernel) against ResNet-50, forward
   detector  one Faster R-CNN training step (1333x800, batch 2), DAS-R50 against R50
+  growth    a DAS gate (256 ch) against mmcv's NonLocal2d at the same place, forward, at
+            several map sizes; the exponent of latency against pixel count is fitted
+            (linear = 1, quadratic = 2) and plotted to OUT/gate_scaling.png
+  memory    peak memory of a Faster R-CNN training step (1333x800, batch 2), DAS-R50 and R50:
+            CUDA's max allocated, or on CPU the peak resident size of a fresh process each
 Writes a markdown table to OUT/benchmark.md and prints it.
 """
 import argparse
@@ -24,6 +29,14 @@ import torch
 
 import mmdas  # noqa: F401
 from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
+
+
+def ms(seconds: float) -> str:
+    return f'{seconds * 1e3:.1f} ms'
+
+
+def ratio(value: float, reference: float) -> str:
+    return f'{value / reference:.2f}x'
 
 
 def sync(device: str) -> None:
@@ -68,7 +81,7 @@ def op_section(device: str, rounds: int) -> List[tuple]:
         fns['dense conv'] = step(dense)
         med = alternate(fns, rounds, 3, device)
         for name, t in med.items():
-            rows.append(('op 51->256 56x56 b1', mode, name, t, t / med['dense conv']))
+            rows.append(('op 51->256 56x56 b1', mode, name, ms(t), ratio(t, med['dense conv'])))
     return rows
 
 
@@ -92,23 +105,28 @@ def backbone_section(device: str, rounds: int, sizes) -> List[tuple]:
             return run
         med = alternate({n: fwd(m) for n, m in models.items()}, rounds, 2, device)
         for name, t in med.items():
-            rows.append((f'backbone fwd {h}x{w} b{batch}', 'forward', name, t,
-                         t / med['ResNet-50']))
+            rows.append((f'backbone fwd {h}x{w} b{batch}', 'forward', name, ms(t),
+                         ratio(t, med['ResNet-50'])))
     return rows
 
 
-def detector_section(device: str, rounds: int, size=(800, 1333), batch=2) -> List[tuple]:
+DETECTORS = ('Faster R-CNN R50', 'Faster R-CNN DAS-R50')
+
+
+def _detector_steps(device: str, variants=DETECTORS, size=(800, 1333), batch=2) -> Dict[str, Callable]:
+    """One SGD training step of each Faster R-CNN variant on a fixed random batch."""
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
+
+    from mmdas.models.backbones import plain_backbone_cfg
+    init_default_scope('mmdet')
     cfg = Config.fromfile('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None
-    das_cfg = cfg.model
-    plain_cfg = cfg.model.copy()
-    plain_cfg.backbone = dict(type='ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                              frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True),
-                              norm_eval=True, style='pytorch')
+    model_cfgs = {'Faster R-CNN DAS-R50': cfg.model, 'Faster R-CNN R50': cfg.model.copy()}
+    model_cfgs['Faster R-CNN R50'].backbone = plain_backbone_cfg(cfg.model.backbone)
     h, w = size
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 3, h, w, generator=g).to(device)
@@ -121,21 +139,99 @@ def detector_section(device: str, rounds: int, size=(800, 1333), batch=2) -> Lis
         s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1).to(device),
                                       labels=torch.randint(0, 80, (5,), generator=g).to(device))
         samples.append(s)
-    models = {'Faster R-CNN R50': MODELS.build(plain_cfg).to(device).train(),
-              'Faster R-CNN DAS-R50': MODELS.build(das_cfg).to(device).train()}
-    opts = {n: torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9) for n, m in models.items()}
 
-    def step(name):
+    def make_step(name):
+        model = MODELS.build(model_cfgs[name]).to(device).train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
         def run():
-            losses = models[name].loss(inputs, samples)
-            opts[name].zero_grad()
+            losses = model.loss(inputs, samples)
+            opt.zero_grad()
             sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items()
                 if 'loss' in k).backward()
-            opts[name].step()
+            opt.step()
         return run
-    med = alternate({n: step(n) for n in models}, rounds, 1, device)
-    return [(f'train step {w}x{h} b{batch}', 'fwd+bwd+SGD', n, t, t / med['Faster R-CNN R50'])
+    return {name: make_step(name) for name in variants}
+
+
+def detector_section(device: str, rounds: int) -> List[tuple]:
+    med = alternate(_detector_steps(device), rounds, 1, device)
+    return [('train step 1333x800 b2', 'fwd+bwd+SGD', n, ms(t), ratio(t, med['Faster R-CNN R50']))
             for n, t in med.items()]
+
+
+def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
+    from mmcv.cnn import NonLocal2d
+    from mmdas.models import DASGate
+    channels, sizes = 256, (14, 28, 42, 56, 84, 112)
+    modules = {'DAS gate': DASGate(channels).to(device).eval(),
+               'NonLocal2d': NonLocal2d(channels).to(device).eval()}
+    times = {name: [] for name in modules}
+    for size in sizes:
+        x = torch.randn(1, channels, size, size, device=device)
+
+        def fwd(m):
+            def run():
+                with torch.no_grad():
+                    m(x)
+            return run
+        med = alternate({n: fwd(m) for n, m in modules.items()}, rounds, 2, device)
+        for name in modules:
+            times[name].append(med[name])
+    pixels = [s * s for s in sizes]
+    rows = []
+    import numpy as np
+    for name, ts in times.items():
+        # fit on the larger half, where fixed per-call overheads no longer dominate
+        slope = np.polyfit(np.log(pixels[2:]), np.log(ts[2:]), 1)[0]
+        for size, t in zip(sizes, ts):
+            rows.append((f'growth {channels}ch {size}x{size}', 'forward', name, ms(t),
+                         ratio(t, times['DAS gate'][sizes.index(size)])))
+        rows.append((f'growth: t ~ pixels^k, fitted on {sizes[2]}..{sizes[-1]} px', 'fit', name,
+                     '-', f'k = {slope:.2f}'))
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, ts in times.items():
+        ax.loglog(pixels, [t * 1e3 for t in ts], 'o-', label=name)
+    ax.set_xlabel('pixels of the feature map (H x W)')
+    ax.set_ylabel('forward latency (ms)')
+    ax.set_title(f'Gate latency vs map size ({channels} ch, {device})')
+    ax.legend()
+    ax.grid(True, which='both', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(osp.join(out, 'gate_scaling.png'), dpi=120)
+    return rows
+
+
+def _peak_memory_child(variant: str, device: str, queue) -> None:
+    import resource
+    torch.set_num_threads(torch.get_num_threads())
+    step = _detector_steps(device, [variant])[variant]
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    step()
+    step()
+    if device == 'cuda':
+        queue.put(torch.cuda.max_memory_allocated())
+    else:
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def memory_section(device: str) -> List[tuple]:
+    import multiprocessing as mp
+    ctx = mp.get_context('spawn')
+    peaks = {}
+    for variant in DETECTORS:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_peak_memory_child, args=(variant, device, queue))
+        proc.start()
+        peaks[variant] = queue.get()
+        proc.join()
+    kind = 'max allocated' if device == 'cuda' else 'peak RSS'
+    return [(f'train step 1333x800 b2 memory ({kind})', '2 steps', n, f'{v / 2**30:.2f} GiB',
+             ratio(v, peaks['Faster R-CNN R50'])) for n, v in peaks.items()]
 
 
 def main() -> None:
@@ -143,8 +239,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--rounds', type=int, default=7)
-    parser.add_argument('--sections', nargs='+', default=['op', 'backbone', 'detector'],
-                        choices=['op', 'backbone', 'detector'])
+    parser.add_argument('--sections', nargs='+',
+                        default=['op', 'backbone', 'detector', 'growth', 'memory'],
+                        choices=['op', 'backbone', 'detector', 'growth', 'memory'])
     parser.add_argument('--quick', action='store_true',
                         help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')
@@ -153,6 +250,7 @@ def main() -> None:
     sizes = [(1, 224, 224)] if args.quick else [(1, 224, 224), (1, 800, 1216)]
     device_name = (torch.cuda.get_device_name() if args.device == 'cuda'
                    else f'CPU, {torch.get_num_threads()} threads')
+    os.makedirs(args.out, exist_ok=True)
     rows = []
     if 'op' in args.sections:
         rows += op_section(args.device, rounds)
@@ -160,13 +258,16 @@ def main() -> None:
         rows += backbone_section(args.device, rounds, sizes)
     if 'detector' in args.sections:
         rows += detector_section(args.device, max(1, rounds // 2))
+    if 'growth' in args.sections:
+        rows += growth_section(args.device, rounds, args.out)
+    if 'memory' in args.sections:
+        rows += memory_section(args.device)
     lines = [f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} '
              'alternating rounds after warm-up', '',
-             '| case | pass | variant | median ms | ratio to reference |', '|---|---|---|---|---|']
-    lines += [f'| {c} | {p} | {v} | {t * 1e3:.1f} | {r:.2f}x |' for c, p, v, t, r in rows]
+             '| case | pass | variant | median | ratio to reference |', '|---|---|---|---|---|']
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     text = '\n'.join(lines)
     print(text)
-    os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'benchmark.md'), 'w') as f:
         f.write(text + '\n')
 

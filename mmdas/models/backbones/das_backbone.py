@@ -69,3 +69,17 @@ def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
             or not all(isinstance(flag, bool) for flag in gate_stages)):
         raise ValueError(f'gate_stages must be a list of {num_stages} bools (one per stage, '
                          f'True = a DAS gate after its last block), got {gate_stages!r}')
+
+
+DAS_ONLY_ARGS = ('gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
+PLAIN_TYPES = {'DASResNet': 'ResNet', 'DASMobileNetV2': 'MobileNetV2'}
+
+
+def plain_backbone_cfg(backbone: dict) -> dict:
+    """The same backbone config without DAS gates (the like-for-like baseline)."""
+    if backbone.get('type') not in PLAIN_TYPES:
+        raise ValueError(f'backbone type must be one of {tuple(PLAIN_TYPES)}, '
+                         f"got {backbone.get('type')!r}")
+    plain = {k: v for k, v in backbone.items() if k not in DAS_ONLY_ARGS}
+    plain['type'] = PLAIN_TYPES[backbone['type']]
+    return plain

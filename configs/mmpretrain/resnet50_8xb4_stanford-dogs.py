@@ -1,0 +1,5 @@
+# Plain baseline of das-resnet50_8xb4_stanford-dogs.py: the same config and recipe, no DAS gates
+# (DASResNet with every gate off is exactly the framework's ResNet).
+_base_ = './das-resnet50_8xb4_stanford-dogs.py'
+
+model = dict(backbone=dict(gate_stages=(False, False, False, False)))

@@ -1,0 +1,90 @@
+"""Parameters and multiply-adds that count the deformable conv.
+
+mmengine's ``FlopAnalyzer`` (fvcore's jit tracer) counts multiply-adds ("FLOPs" in its tables
+are MACs) of the ops it has handles for and silently skips custom ops such as mmcv's
+``ModulatedDeformConv2dFunction``. We add a handle for it; the pure-PyTorch path needs none
+(its matmul is counted). Both count a deformable conv like a dense conv of the same shape:
+``C_out * C_in / groups * kh * kw * H_out * W_out``; bilinear sampling and the mask multiply
+are not counted (as for any elementwise op).
+
+The "paper-comparable" figure leaves the deformable convs' own weights and multiply-adds out,
+as common counters did for the paper's table (their offset convs are ordinary convs and stay).
+"""
+from dataclasses import dataclass
+from typing import Any, List, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
+
+from mmdas.models import DASGate
+from mmdas.ops import ModulatedDeformConv2dPack
+
+MMCV_DCN_OPS = ('prim::PythonOp.ModulatedDeformConv2dFunction',
+                'prim::PythonOp.DeformConv2dFunction')
+
+
+def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """MACs of mmcv's (modulated) deformable conv: like a dense conv of the same shape."""
+    weight_shape = get_shape(inputs[3] if len(inputs) > 4 else inputs[2])
+    c_out, c_in_per_group, kh, kw = weight_shape
+    n, _, h_out, w_out = get_shape(outputs[0])
+    return n * c_out * c_in_per_group * kh * kw * h_out * w_out
+
+
+def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    kinds = [ModulatedDeformConv2dPack]
+    try:
+        from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+        kinds += [DeformConv2d, ModulatedDeformConv2d]
+    except ImportError:
+        pass
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, tuple(kinds))]
+
+
+@dataclass
+class Complexity:
+    """Counts for one model and input; MACs are multiply-adds."""
+    params: int
+    macs: int
+    gate_params: int
+    gate_macs: int
+    deform_params: int
+    deform_macs: int
+
+    @property
+    def paper_params(self) -> int:
+        """Parameters without the deformable convs' own weights (paper-comparable)."""
+        return self.params - self.deform_params
+
+    @property
+    def paper_macs(self) -> int:
+        """MACs without the deformable convs' own multiply-adds (paper-comparable)."""
+        return self.macs - self.deform_macs
+
+
+def analyze(model: nn.Module, inputs: Any) -> Complexity:
+    """Count ``model(inputs)``; DAS gates and deformable convs are also counted on their own."""
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, inputs)
+        for op in MMCV_DCN_OPS:
+            analyzer.set_op_handle(op, deform_conv_flop_jit)
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        macs = analyzer.by_module()
+    params = parameter_count(model)
+    gates = [name for name, m in model.named_modules() if isinstance(m, DASGate)]
+    deforms = _deform_modules(model)
+
+    def own_macs(name: str, module: nn.Module) -> int:
+        offset = f'{name}.conv_offset'
+        return macs[name] - (macs[offset] if hasattr(module, 'conv_offset') else 0)
+
+    def own_params(module: nn.Module) -> int:
+        return sum(p.numel() for n, p in module.named_parameters() if not n.startswith('conv_offset'))
+
+    return Complexity(params=params[''], macs=macs[''],
+                      gate_params=sum(params[g] for g in gates),
+                      gate_macs=sum(macs[g] for g in gates),
+                      deform_params=sum(own_params(m) for _, m in deforms),
+                      deform_macs=sum(own_macs(n, m) for n, m in deforms))

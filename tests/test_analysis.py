@@ -1,0 +1,40 @@
+"""Parameter and multiply-add counts that include the deformable conv."""
+import pytest
+import torch
+import torch.nn as nn
+
+import mmdas  # noqa: F401
+from mmdas.analysis import analyze
+from mmdas.models import DASGate
+from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
+
+
+@pytest.mark.parametrize('impl', ['torch', pytest.param('mmcv', marks=pytest.mark.skipif(
+    not mmcv_ops_available(), reason='mmcv built without ops'))])
+def test_deformable_conv_counted_like_a_hand_computation(impl):
+    layer = ModulatedDeformConv2dPack(4, 6, 3, stride=2, padding=1, groups=2, impl=impl)
+    c = analyze(layer, torch.randn(1, 4, 9, 9))
+    out = 5 * 5  # 9x9, stride 2, padding 1
+    dcn = 6 * (4 // 2) * 9 * out  # C_out * C_in/groups * k*k * H_out*W_out
+    offset_conv = 27 * 4 * 9 * out  # 3 * 9 channels of offsets and mask logits
+    assert c.deform_macs == dcn
+    assert c.macs == dcn + offset_conv
+    assert c.deform_params == 6 * 2 * 9 + 6
+    assert c.params == c.deform_params + 27 * 4 * 9 + 27
+    assert c.paper_macs == offset_conv and c.paper_params == 27 * 4 * 9 + 27
+
+
+def test_gate_share_and_paper_comparable_figure():
+    model = nn.Sequential(nn.Conv2d(3, 20, 3, padding=1), DASGate(20, alpha=0.25,
+                                                                  deform_impl='torch'))
+    c = analyze(model, torch.randn(1, 3, 8, 8))
+    hw = 64
+    dsc = 20 * 9 * hw + 20 * 5 * hw  # depthwise 3x3 + pointwise 20 -> 5
+    offsets = 27 * 5 * 9 * hw
+    dcn = 20 * 5 * 9 * hw
+    assert c.deform_macs == dcn
+    assert c.gate_macs == dsc + offsets + dcn
+    assert c.macs == 3 * 20 * 9 * hw + c.gate_macs
+    gate_params = sum(p.numel() for p in model[1].parameters())
+    assert c.gate_params == gate_params
+    assert c.paper_params == c.params - (20 * 5 * 9 + 20)
