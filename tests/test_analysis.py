@@ -15,7 +15,8 @@ def test_deformable_conv_counted_like_a_hand_computation(impl):
     layer = ModulatedDeformConv2dPack(4, 6, 3, stride=2, padding=1, groups=2, impl=impl)
     c = analyze(layer, torch.randn(1, 4, 9, 9))
     out = 5 * 5  # 9x9, stride 2, padding 1
-    dcn = 6 * (4 // 2) * 9 * out  # C_out * C_in/groups * k*k * H_out*W_out
+    # C_out * C_in/groups * k*k * H_out*W_out, plus 4 MACs per bilinear sample of C_in * k*k
+    dcn = 6 * (4 // 2) * 9 * out + 4 * 4 * 9 * out
     offset_conv = 27 * 4 * 9 * out  # 3 * 9 channels of offsets and mask logits
     assert c.deform_macs == dcn
     assert c.macs == dcn + offset_conv
@@ -31,9 +32,10 @@ def test_gate_share_and_paper_comparable_figure():
     hw = 64
     dsc = 20 * 9 * hw + 20 * 5 * hw  # depthwise 3x3 + pointwise 20 -> 5
     offsets = 27 * 5 * 9 * hw
-    dcn = 20 * 5 * 9 * hw
+    dcn = 20 * 5 * 9 * hw + 4 * 5 * 9 * hw  # conv + bilinear sampling of the 5 hidden channels
     assert c.deform_macs == dcn
-    assert c.gate_macs == dsc + offsets + dcn
+    norms = 5 * (5 + 20) * hw  # mmengine counts GroupNorm as 5 per element
+    assert c.gate_macs == dsc + norms + offsets + dcn
     assert c.macs == 3 * 20 * 9 * hw + c.gate_macs
     gate_params = sum(p.numel() for p in model[1].parameters())
     assert c.gate_params == gate_params

@@ -47,24 +47,29 @@ def run(fn, inputs, case, **kwargs):
 
 
 @needs_mmcv_ops
+@pytest.mark.parametrize('batch', [1, 2])  # batch 1, deform_groups 1: taps in the batch dim
 @pytest.mark.parametrize('case', CASES, ids=lambda c: '-'.join(f'{k}{v}' for k, v in c.items()))
-def test_torch_path_matches_mmcv_kernel_forward_and_backward(case):
+def test_torch_path_matches_mmcv_kernel_forward_and_backward(case, batch):
     from mmcv.ops import modulated_deform_conv2d as mmcv_dcn
-    inputs = make_inputs(case)
+    inputs = make_inputs(case, batch=batch)
     # Some sampling positions must fall outside the map for this test to mean anything.
     assert inputs[1].abs().max() > max(case['h'], case['w']) / 2
     out_ref, grads_ref = run(mmcv_dcn, inputs, case)
     out, grads = run(modulated_deform_conv2d_torch, inputs, case)
     torch.testing.assert_close(out, out_ref, rtol=1e-9, atol=1e-9)
+    with torch.no_grad():  # inference scales the samples in place: same result
+        out_inference = modulated_deform_conv2d_torch(*inputs, case['stride'], case['padding'],
+                                                      case['dilation'], case['groups'], case['dg'])
+    torch.testing.assert_close(out_inference, out_ref, rtol=1e-9, atol=1e-9)
     for name, grad, grad_ref in zip(('input', 'offset', 'mask', 'weight', 'bias'), grads,
                                     grads_ref):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-7, atol=1e-7, msg=name)
 
 
-@needs_mmcv_ops
-def test_row_chunking_gives_the_same_result_and_gradients():
-    case = dict(c_in=4, c_out=6, h=11, w=9, k=3, stride=1, padding=1, dilation=1, groups=1, dg=2)
-    inputs = make_inputs(case)
+@pytest.mark.parametrize('batch, dg', [(1, 1), (2, 2)])
+def test_row_chunking_gives_the_same_result_and_gradients(batch, dg):
+    case = dict(c_in=4, c_out=6, h=11, w=9, k=3, stride=1, padding=1, dilation=1, groups=2, dg=dg)
+    inputs = make_inputs(case, batch=batch)
     out_ref, grads_ref = run(modulated_deform_conv2d_torch, inputs, case)
     # max_elements small enough that each chunk holds a single output row.
     out, grads = run(modulated_deform_conv2d_torch, inputs, case, max_elements=1)

@@ -3,9 +3,10 @@
 mmengine's ``FlopAnalyzer`` (fvcore's jit tracer) counts multiply-adds ("FLOPs" in its tables
 are MACs) of the ops it has handles for and silently skips custom ops such as mmcv's
 ``ModulatedDeformConv2dFunction``. We add a handle for it; the pure-PyTorch path needs none
-(its matmul is counted). Both count a deformable conv like a dense conv of the same shape:
-``C_out * C_in / groups * kh * kw * H_out * W_out``; bilinear sampling and the mask multiply
-are not counted (as for any elementwise op).
+(mmengine counts its ``grid_sampler`` and matmul). Both count a deformable conv as a dense conv
+of the same shape, ``C_out * C_in / groups * kh * kw * H_out * W_out``, plus its bilinear
+sampling, 4 multiply-adds per sampled value (``N * C_in * kh * kw * H_out * W_out`` values);
+only the mask multiply is left out, as for any elementwise op.
 
 The "paper-comparable" figure leaves the deformable convs' own weights and multiply-adds out,
 as common counters did for the paper's table (their offset convs are ordinary convs and stay).
@@ -26,11 +27,12 @@ MMCV_DCN_OPS = ('prim::PythonOp.ModulatedDeformConv2dFunction',
 
 
 def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """MACs of mmcv's (modulated) deformable conv: like a dense conv of the same shape."""
-    weight_shape = get_shape(inputs[3] if len(inputs) > 4 else inputs[2])
-    c_out, c_in_per_group, kh, kw = weight_shape
+    """MACs of mmcv's (modulated) deformable conv: dense-conv MACs + 4 per sampled value."""
+    c_in = get_shape(inputs[0])[1]
+    c_out, c_in_per_group, kh, kw = get_shape(inputs[3] if len(inputs) > 4 else inputs[2])
     n, _, h_out, w_out = get_shape(outputs[0])
-    return n * c_out * c_in_per_group * kh * kw * h_out * w_out
+    positions = n * kh * kw * h_out * w_out
+    return positions * (c_out * c_in_per_group + 4 * c_in)
 
 
 def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
@@ -77,7 +79,7 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
     deforms = _deform_modules(model)
 
     def own_macs(name: str, module: nn.Module) -> int:
-        offset = f'{name}.conv_offset'
+        offset = f'{name}.conv_offset' if name else 'conv_offset'
         return macs[name] - (macs[offset] if hasattr(module, 'conv_offset') else 0)
 
     def own_params(module: nn.Module) -> int:

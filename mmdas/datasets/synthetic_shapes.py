@@ -111,7 +111,7 @@ def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: 
     return paths
 
 
-def make_shapes_folder(root: str, num_train_per_class: int = 150, num_val_per_class: int = 50,
+def make_shapes_folder(root: str, num_train_per_class: int = 500, num_val_per_class: int = 100,
                        size: int = 64, seed: int = 0) -> None:
     """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background."""
     rng = np.random.default_rng(seed)

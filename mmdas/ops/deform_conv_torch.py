@@ -32,35 +32,51 @@ def _pair(value) -> IntPair:
 
 def _sample_taps(x: Tensor, offset: Tensor, mask: Tensor, rows: Tuple[int, int],
                  kernel: IntPair, stride: IntPair, padding: IntPair, dilation: IntPair,
-                 deform_groups: int) -> Tensor:
+                 deform_groups: int) -> Tuple[Tensor, bool]:
     """Bilinear samples of every tap for output rows ``rows[0]:rows[1]``, times the mask.
 
-    Returns a tensor of shape ``(N, C, kh * kw, rows, out_w)``.
+    Returns ``(cols, taps_first)``: cols of shape ``(N, K, C, L)`` if ``taps_first`` else
+    ``(N, C, K, L)``, with ``K = kh * kw`` taps and ``L = rows * out_w`` positions.
+
+    ``grid_sample``'s CPU kernels work in parallel over the batch only. With one image and one
+    deformable group the taps therefore go in the batch dimension (the input is an ``expand``
+    view, not a copy), which keeps every core busy; otherwise the batch is ``N * deform_groups``.
     """
     n, c, h, w = x.shape
     kh, kw = kernel
     taps = kh * kw
     r0, r1 = rows
-    out_w = offset.shape[-1]
-    off = offset[:, :, r0:r1].reshape(n, deform_groups, taps, 2, r1 - r0, out_w)
-    msk = mask[:, :, r0:r1].reshape(n * deform_groups, 1, taps * (r1 - r0), out_w)
+    r, out_w = r1 - r0, offset.shape[-1]
+    off = offset[:, :, r0:r1].reshape(n, deform_groups, taps, 2, r, out_w)
     # Sampling positions in input pixels, before the learnt offsets.
     ky = torch.arange(kh, dtype=x.dtype, device=x.device) * dilation[0]
     kx = torch.arange(kw, dtype=x.dtype, device=x.device) * dilation[1]
     oy = torch.arange(r0, r1, dtype=x.dtype, device=x.device) * stride[0] - padding[0]
     ox = torch.arange(out_w, dtype=x.dtype, device=x.device) * stride[1] - padding[1]
-    base_y = (ky[:, None] + torch.zeros_like(kx)[None, :]).reshape(taps, 1, 1) + oy[:, None]
-    base_x = (torch.zeros_like(ky)[:, None] + kx[None, :]).reshape(taps, 1, 1) + ox[None, :]
+    base_y = ky.repeat_interleave(kw).reshape(taps, 1, 1) + oy[:, None]
+    base_x = kx.repeat(kh).reshape(taps, 1, 1) + ox[None, :]
     py = base_y + off[:, :, :, 0]
     px = base_x + off[:, :, :, 1]
     # Normalise for align_corners=False: pixel p -> (2p + 1) / size - 1. Unlike the
     # align_corners=True form this stays defined for 1-pixel maps (no division by size - 1).
     grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
-    grid = grid.reshape(n * deform_groups, taps * (r1 - r0), out_w, 2)
+    # Without autograd the mask can scale the samples in place (no second large tensor); with
+    # it, mul's backward needs the unscaled samples.
+    in_place = not (torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad
+                                                 or mask.requires_grad))
+    taps_first = n * deform_groups == 1
+    if taps_first:  # batch = taps: (K, C, r, out_w)
+        sampled = F.grid_sample(x.expand(taps, c, h, w), grid.reshape(taps, r, out_w, 2),
+                                mode='bilinear', padding_mode='zeros', align_corners=False)
+        msk = mask[:, :, r0:r1].reshape(taps, 1, r, out_w)
+        sampled = sampled.mul_(msk) if in_place else sampled * msk
+        return sampled.reshape(1, taps, c, r * out_w), True
     xg = x.reshape(n * deform_groups, c // deform_groups, h, w)
-    sampled = F.grid_sample(xg, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-    sampled = sampled * msk
-    return sampled.reshape(n, c, taps, r1 - r0, out_w)
+    sampled = F.grid_sample(xg, grid.reshape(n * deform_groups, taps * r, out_w, 2),
+                            mode='bilinear', padding_mode='zeros', align_corners=False)
+    msk = mask[:, :, r0:r1].reshape(n * deform_groups, 1, taps * r, out_w)
+    sampled = sampled.mul_(msk) if in_place else sampled * msk
+    return sampled.reshape(n, c, taps, r * out_w), False
 
 
 def _conv_rows(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, rows: Tuple[int, int],
@@ -68,14 +84,19 @@ def _conv_rows(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, rows: Tu
                deform_groups: int) -> Tensor:
     """Output rows ``rows[0]:rows[1]`` without bias: ``(N, C_out, rows, out_w)``."""
     n, c = x.shape[:2]
-    c_out, _, kh, kw = weight.shape
-    cols = _sample_taps(x, offset, mask, rows, (kh, kw), stride, padding, dilation,
-                        deform_groups)
-    r, out_w = cols.shape[-2:]
-    cols = cols.reshape(n, groups, (c // groups) * kh * kw, r * out_w)
-    w = weight.reshape(groups, c_out // groups, (c // groups) * kh * kw)
-    out = torch.matmul(w, cols)  # (N, G, C_out / G, rows * out_w)
-    return out.reshape(n, c_out, r, out_w)
+    c_out, c_group, kh, kw = weight.shape
+    taps = kh * kw
+    cols, taps_first = _sample_taps(x, offset, mask, rows, (kh, kw), stride, padding, dilation,
+                                    deform_groups)
+    length = cols.shape[-1]
+    w = weight.reshape(groups, c_out // groups, c_group, taps)
+    if taps_first:  # match the weight to (K, C) order instead of moving the samples
+        w = w.transpose(2, 3)
+        cols = cols.reshape(n, taps, groups, c_group, length)
+        cols = cols.transpose(1, 2) if groups > 1 else cols.reshape(n, 1, taps, c_group, length)
+    cols = cols.reshape(n, groups, c_group * taps, length)
+    out = torch.matmul(w.reshape(groups, c_out // groups, c_group * taps), cols)
+    return out.reshape(n, c_out, -1, offset.shape[-1])
 
 
 def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,

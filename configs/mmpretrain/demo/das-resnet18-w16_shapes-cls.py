@@ -17,6 +17,7 @@ data_preprocessor = dict(num_classes=4, mean=[127.5, 127.5, 127.5], std=[64.0, 6
                          to_rgb=True)
 train_pipeline = [
     dict(type='LoadImageOrSkip'),
+    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.6, 1.0)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
@@ -36,9 +37,9 @@ test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
-param_scheduler = dict(type='CosineAnnealingLR', T_max=8, by_epoch=True, begin=0, end=8)
-train_cfg = dict(by_epoch=True, max_epochs=8, val_interval=8)
+param_scheduler = dict(type='CosineAnnealingLR', T_max=15, by_epoch=True, begin=0, end=15)
+train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=15)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=8, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=15, max_keep_ckpts=1))
 custom_hooks = [dict(type='ClassNumCheckHook')]
