@@ -9,7 +9,8 @@ warm-up, and reported as medians and ratios (machines are noisy; compare ratios)
 Sections:
   op        the first DAS-R50 gate's deformable conv (51 -> 256 ch, 56x56): mmcv's kernel and
             the pure-PyTorch path against a dense 3x3 conv of the same shape, fwd and fwd+bwd
-  backbone  DAS-ResNet-50 (pure-PyTorch path and mmcv's kernel) against ResNet-50, forward
+  backbone  DAS-ResNet-50 (pure-PyTorch path and mmcv's kernel) against ResNet-50, forward,
+            224x224 batch 1 and 32, 800x1216 batch 1
   detector  one Faster R-CNN training step (1333x800, batch 2), DAS-R50 against R50
   growth    a DAS gate (256 ch) against mmcv's NonLocal2d at the same place, forward, at
             several map sizes; the exponent of latency against pixel count is fitted
@@ -205,9 +206,16 @@ def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
     return rows
 
 
+def _peak_rss_bytes() -> int:
+    """Peak resident size of this process's own address space (``VmHWM``). Unlike
+    ``getrusage``'s ``ru_maxrss``, it starts afresh at exec, so a child started by a large
+    parent does not report the parent's peak."""
+    with open('/proc/self/status') as f:
+        line = next(line for line in f if line.startswith('VmHWM:'))
+    return int(line.split()[1]) * 1024
+
+
 def _peak_memory_child(variant: str, device: str, queue) -> None:
-    import resource
-    torch.set_num_threads(torch.get_num_threads())
     step = _detector_steps(device, [variant])[variant]
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
@@ -216,7 +224,7 @@ def _peak_memory_child(variant: str, device: str, queue) -> None:
     if device == 'cuda':
         queue.put(torch.cuda.max_memory_allocated())
     else:
-        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        queue.put(_peak_rss_bytes())
 
 
 def memory_section(device: str) -> List[tuple]:
@@ -247,7 +255,7 @@ def main() -> None:
     parser.add_argument('--out', default='work_dirs/bench')
     args = parser.parse_args()
     rounds = 3 if args.quick else args.rounds
-    sizes = [(1, 224, 224)] if args.quick else [(1, 224, 224), (1, 800, 1216)]
+    sizes = [(1, 224, 224)] if args.quick else [(1, 224, 224), (32, 224, 224), (1, 800, 1216)]
     device_name = (torch.cuda.get_device_name() if args.device == 'cuda'
                    else f'CPU, {torch.get_num_threads()} threads')
     os.makedirs(args.out, exist_ok=True)

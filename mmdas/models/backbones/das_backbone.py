@@ -72,7 +72,8 @@ def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
 
 
 DAS_ONLY_ARGS = ('gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
-PLAIN_TYPES = {'DASResNet': 'ResNet', 'DASMobileNetV2': 'MobileNetV2'}
+PLAIN_TYPES = {'DASResNet': 'ResNet', 'DASResNet_CIFAR': 'ResNet_CIFAR',
+               'DASMobileNetV2': 'MobileNetV2'}
 
 
 def plain_backbone_cfg(backbone: dict) -> dict:
