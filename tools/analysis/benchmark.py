@@ -45,6 +45,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
+    def run():
+        with torch.no_grad():
+            module(x)
+    return run
+
+
 def alternate(fns: Dict[str, Callable], rounds: int, warmup: int, device: str) -> Dict[str, float]:
     """Median seconds of each fn, the fns run in turn each round."""
     times: Dict[str, List[float]] = {name: [] for name in fns}
@@ -98,13 +105,7 @@ def backbone_section(device: str, rounds: int, sizes) -> List[tuple]:
     rows = []
     for batch, h, w in sizes:
         x = torch.randn(batch, 3, h, w, device=device)
-
-        def fwd(m):
-            def run():
-                with torch.no_grad():
-                    m(x)
-            return run
-        med = alternate({n: fwd(m) for n, m in models.items()}, rounds, 2, device)
+        med = alternate({n: no_grad_forward(m, x) for n, m in models.items()}, rounds, 2, device)
         for name, t in med.items():
             rows.append((f'backbone fwd {h}x{w} b{batch}', 'forward', name, ms(t),
                          ratio(t, med['ResNet-50'])))
@@ -170,13 +171,7 @@ def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
     times = {name: [] for name in modules}
     for size in sizes:
         x = torch.randn(1, channels, size, size, device=device)
-
-        def fwd(m):
-            def run():
-                with torch.no_grad():
-                    m(x)
-            return run
-        med = alternate({n: fwd(m) for n, m in modules.items()}, rounds, 2, device)
+        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds, 2, device)
         for name in modules:
             times[name].append(med[name])
     pixels = [s * s for s in sizes]
