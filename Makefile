@@ -2,6 +2,7 @@
 #   make install   create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
 #   make test      install if needed, then run the test suite
 #   make demo      install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
+#   make demo-cls  install if needed, then the classification demo (DAS-ResNet-18)
 #   make bench     parameter/FLOP counts and latency benchmark
 SHELL := /bin/bash
 PYTHON ?= python3
