@@ -3,7 +3,7 @@
 #
 #   tools/misc/install_mmcv.sh PYTHON MMCV_VERSION
 #
-# - torch >= 2.10's headers require C++20, while mmcv 2.1.0's setup.py passes -std=c++17
+# - torch 2.14's headers require C++20, while mmcv 2.1.0's setup.py passes -std=c++17
 #   (to g++ and nvcc); the sdist is patched to -std=c++20, nothing else changes.
 # - The build never uses pip's cache: a cached wheel may have been built against another torch.
 # - No debug info (-g0, appended after Python's own -g): it only slows the 77-file build.
