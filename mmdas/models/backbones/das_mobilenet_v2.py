@@ -62,33 +62,32 @@ def convert_mobilenet_v2_keys(state: Dict[str, Tensor], backbone: nn.Module) -> 
     return converted
 
 
-def _add_gates(backbone: DASGatesMixin, gate_indices: Sequence[int], alpha: float,
-               deform_impl: str, freeze_gates: bool) -> None:
-    indices = sorted(gate_indices)
-    backbone._add_das_gates([backbone.layers[i] for i in indices],
-                            [_layer_channels(backbone, i) for i in indices], alpha, deform_impl,
-                            freeze_gates)
-
-
-@MMDET_MODELS.register_module(name='DASMobileNetV2')
-class DASMobileNetV2(DASGatesMixin, MMDetMobileNetV2):
-    """mmdet MobileNetV2 with DAS gates.
+class DASMobileNetV2Mixin(DASGatesMixin):
+    """Shared constructor of the DAS-MobileNetV2 flavours.
 
     Args:
         gate_indices: layers (0-6) followed by a DAS gate; default one per stride 4/8/16/32.
         alpha, deform_impl, freeze_gates: as for :class:`~mmdas.models.DASResNet`.
-        **kwargs: everything mmdet's ``MobileNetV2`` takes.
+        **kwargs: everything the framework's ``MobileNetV2`` takes.
     """
 
     def __init__(self, gate_indices: Sequence[int] = (1, 2, 4, 6), alpha: float = 0.2,
                  deform_impl: str = 'auto', freeze_gates: bool = False, **kwargs) -> None:
         _check_gate_indices(gate_indices)
         super().__init__(**kwargs)
-        _add_gates(self, gate_indices, alpha, deform_impl, freeze_gates)
+        indices = sorted(gate_indices)
+        self._add_das_gates([self.layers[i] for i in indices],
+                            [_layer_channels(self, i) for i in indices], alpha, deform_impl,
+                            freeze_gates)
 
     def convert_pretrained(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Accept mmpretrain MobileNetV2 checkpoints too (other block key names)."""
+        """Accept the other framework's MobileNetV2 checkpoints too (other block key names)."""
         return convert_mobilenet_v2_keys(state, self)
+
+
+@MMDET_MODELS.register_module(name='DASMobileNetV2')
+class DASMobileNetV2(DASMobileNetV2Mixin, MMDetMobileNetV2):
+    """mmdet MobileNetV2 with DAS gates (see :class:`DASMobileNetV2Mixin` for the arguments)."""
 
 
 try:
@@ -100,15 +99,5 @@ except ImportError:
 if MMPretrainMobileNetV2 is not None:
 
     @MMPRETRAIN_MODELS.register_module(name='DASMobileNetV2')
-    class DASMobileNetV2Cls(DASGatesMixin, MMPretrainMobileNetV2):
-        """mmpretrain MobileNetV2 with DAS gates; same arguments as :class:`DASMobileNetV2`."""
-
-        def __init__(self, gate_indices: Sequence[int] = (1, 2, 4, 6), alpha: float = 0.2,
-                     deform_impl: str = 'auto', freeze_gates: bool = False, **kwargs) -> None:
-            _check_gate_indices(gate_indices)
-            super().__init__(**kwargs)
-            _add_gates(self, gate_indices, alpha, deform_impl, freeze_gates)
-
-        def convert_pretrained(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-            """Accept mmdet MobileNetV2 checkpoints too (other block key names)."""
-            return convert_mobilenet_v2_keys(state, self)
+    class DASMobileNetV2Cls(DASMobileNetV2Mixin, MMPretrainMobileNetV2):
+        """mmpretrain MobileNetV2 with DAS gates (same arguments as :class:`DASMobileNetV2`)."""
