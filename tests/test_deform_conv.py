@@ -18,6 +18,9 @@ CASES = [
     dict(c_in=3, c_out=5, h=1, w=1, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1),
     dict(c_in=3, c_out=2, h=1, w=6, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1),
     dict(c_in=2, c_out=3, h=5, w=6, k=1, stride=1, padding=0, dilation=1, groups=1, dg=1),
+    # More out channels than output positions (a late gate): the samples are reordered to the
+    # weight's column order instead of the weight to theirs.
+    dict(c_in=8, c_out=64, h=3, w=2, k=3, stride=1, padding=1, dilation=1, groups=2, dg=2),
 ]
 
 
@@ -150,3 +153,4 @@ def test_cuda_auto_uses_mmcv_kernel_and_matches_torch_path():
     torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-4)
     for grad, grad_ref in zip(grads, grads_ref):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-3, atol=1e-3)
+

@@ -2,9 +2,9 @@
 
 mmengine's ``FlopAnalyzer`` (fvcore's jit tracer) counts multiply-adds ("FLOPs" in its tables
 are MACs) of the ops it has handles for and silently skips custom ops such as mmcv's
-``ModulatedDeformConv2dFunction``. We add a handle for it; the pure-PyTorch path needs none
-(mmengine counts its ``grid_sampler`` and matmul). Both count a deformable conv as a dense conv
-of the same shape, ``C_out * C_in / groups * kh * kw * H_out * W_out``, plus its bilinear
+``ModulatedDeformConv2dFunction``. We add handles for it and for the pure-PyTorch path's
+``SampledConvFunction`` (sparse bilinear sampling + matrix multiply). Both count a deformable
+conv as a dense conv of the same shape, ``C_out * C_in / groups * kh * kw * H_out * W_out``, plus its bilinear
 sampling, 4 multiply-adds per sampled value (``N * C_in * kh * kw * H_out * W_out`` values);
 only the mask multiply is left out, as for any elementwise op.
 
@@ -24,6 +24,7 @@ from mmdas.ops import ModulatedDeformConv2dPack
 
 MMCV_DCN_OPS = ('prim::PythonOp.ModulatedDeformConv2dFunction',
                 'prim::PythonOp.DeformConv2dFunction')
+TORCH_DCN_OP = 'prim::PythonOp.SampledConvFunction'
 
 
 def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -33,6 +34,20 @@ def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     n, _, h_out, w_out = get_shape(outputs[0])
     positions = n * kh * kw * h_out * w_out
     return positions * (c_out * c_in_per_group + 4 * c_in)
+
+
+def sampled_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """MACs of :class:`mmdas.ops.deform_conv_torch.SampledConvFunction`, counted the same way.
+
+    Its inputs are the channels-last table ``(rows, block)``, the corner weights ``(samples,
+    4)`` (one row per tap, block and position), the corner indices and the weight ``(groups,
+    c_out / groups, c_in / groups * kh * kw)``; its output is ``(n, c_out, positions)``.
+    """
+    block = get_shape(inputs[0])[1]
+    samples = get_shape(inputs[1])[0]
+    columns = get_shape(inputs[3])[2]
+    n, c_out, positions = get_shape(outputs[0])
+    return n * c_out * positions * columns + 4 * samples * block
 
 
 def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
@@ -72,6 +87,7 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
         analyzer = FlopAnalyzer(model, inputs)
         for op in MMCV_DCN_OPS:
             analyzer.set_op_handle(op, deform_conv_flop_jit)
+        analyzer.set_op_handle(TORCH_DCN_OP, sampled_conv_flop_jit)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         macs = analyzer.by_module()
     params = parameter_count(model)

@@ -7,96 +7,204 @@ Same semantics and tensor layout as mmcv's ``modulated_deform_conv2d``: offsets 
 ``2 * kh * kw`` channels per deformable group), the mask has ``kh * kw`` channels per group,
 and a sample falling outside the map reads zeros (bilinear with zero padding).
 
-The whole layer is one batched bilinear sampling of all kernel taps (``grid_sample``), a
-multiply by the mask and one matrix multiply against the reshaped weight. The sampled-taps
-tensor has ``batch * in_channels * kh * kw * out_h * out_w`` elements; output rows are
-processed in chunks so that it never exceeds ``max_elements`` at once (in training each
-chunk is recomputed in backward instead of being kept, see ``torch.utils.checkpoint``).
+Bilinear sampling with a mask is a sparse matrix with four entries per sampled point (the
+corner pixels, weighted by bilinear weight x mask), so the layer is
+
+    cols = S @ X        (sparse CSR x dense: every tap of every output position, mask included)
+    out  = W @ cols^T   (one dense matrix multiply, as im2col + GEMM)
+
+with ``X`` the input in channels-last rows. The backward is three more products: ``S^T @
+grad_cols`` for the input, ``grad_cols`` sampled at ``S``'s pattern against ``X``
+(``torch.sparse.sampled_addmm``) for the corner weights, from which autograd reaches the
+offsets and the mask, and the dense ``grad_out @ cols`` for the weight. No sampled tensor is
+kept for the mask's sake, and the corner weights are computed once.
+
+The sampled-taps tensor ``cols`` has ``batch * in_channels * kh * kw * out_h * out_w``
+elements. If it fits in ``max_elements`` it is kept for the weight gradient; otherwise output
+positions are processed in chunks of at most ``max_elements`` sampled values, and each chunk
+is sampled again in backward, so memory stays bounded whatever the map size.
 """
-from typing import Optional, Tuple
+import math
+import warnings
+from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
 IntPair = Tuple[int, int]
 
 #: Default bound on the sampled-taps tensor (elements); 2**25 float32 values = 128 MiB.
 DEFAULT_MAX_ELEMENTS = 2**25
 
+# The CSR matrices below are internal temporaries; torch's "beta" notice is not for users.
+warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')
+
 
 def _pair(value) -> IntPair:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _sample_taps(x: Tensor, offset: Tensor, mask: Tensor, rows: Tuple[int, int],
-                 kernel: IntPair, stride: IntPair, padding: IntPair, dilation: IntPair,
-                 deform_groups: int) -> Tuple[Tensor, bool]:
-    """Bilinear samples of every tap for output rows ``rows[0]:rows[1]``, times the mask.
+def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntPair,
+                      stride: IntPair, padding: IntPair, dilation: IntPair, deform_groups: int,
+                      blocks: int) -> Tuple[Tensor, Tensor]:
+    """Corner pixels and weights of every sampled point.
 
-    Returns ``(cols, taps_first)``: cols of shape ``(N, K, C, L)`` if ``taps_first`` else
-    ``(N, C, K, L)``, with ``K = kh * kw`` taps and ``L = rows * out_w`` positions.
-
-    ``grid_sample``'s CPU kernels work in parallel over the batch only. With one image and one
-    deformable group the taps therefore go in the batch dimension (the input is an ``expand``
-    view, not a copy), which keeps every core busy; otherwise the batch is ``N * deform_groups``.
+    Rows are ordered ``(n, out_y, out_x, block, tap)``: the input's channels are split into
+    ``blocks`` equal blocks, each inside one deformable group. Returns ``(index, weight)``,
+    both ``(rows, 4)``: the row of each corner in the channels-last table
+    ``(n, block, y, x)`` and its weight (bilinear weight x mask, 0 outside the map).
+    ``weight`` carries autograd to ``offset`` and ``mask``.
     """
-    n, c, h, w = x.shape
+    h, w = in_hw
     kh, kw = kernel
+    n, _, out_h, out_w = offset.shape
     taps = kh * kw
-    r0, r1 = rows
-    r, out_w = r1 - r0, offset.shape[-1]
-    off = offset[:, :, r0:r1].reshape(n, deform_groups, taps, 2, r, out_w)
-    # Sampling positions in input pixels, before the learnt offsets.
-    ky = torch.arange(kh, dtype=x.dtype, device=x.device) * dilation[0]
-    kx = torch.arange(kw, dtype=x.dtype, device=x.device) * dilation[1]
-    oy = torch.arange(r0, r1, dtype=x.dtype, device=x.device) * stride[0] - padding[0]
-    ox = torch.arange(out_w, dtype=x.dtype, device=x.device) * stride[1] - padding[1]
-    base_y = ky.repeat_interleave(kw).reshape(taps, 1, 1) + oy[:, None]
-    base_x = kx.repeat(kh).reshape(taps, 1, 1) + ox[None, :]
-    py = base_y + off[:, :, :, 0]
-    px = base_x + off[:, :, :, 1]
-    # Normalise for align_corners=False: pixel p -> (2p + 1) / size - 1. Unlike the
-    # align_corners=True form this stays defined for 1-pixel maps (no division by size - 1).
-    grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), dim=-1)
-    # Without autograd the mask can scale the samples in place (no second large tensor); with
-    # it, mul's backward needs the unscaled samples.
-    in_place = not (torch.is_grad_enabled() and (x.requires_grad or offset.requires_grad
-                                                 or mask.requires_grad))
-    taps_first = n * deform_groups == 1
-    if taps_first:  # batch = taps: (K, C, r, out_w)
-        sampled = F.grid_sample(x.expand(taps, c, h, w), grid.reshape(taps, r, out_w, 2),
-                                mode='bilinear', padding_mode='zeros', align_corners=False)
-        msk = mask[:, :, r0:r1].reshape(taps, 1, r, out_w)
-        sampled = sampled.mul_(msk) if in_place else sampled * msk
-        return sampled.reshape(1, taps, c, r * out_w), True
-    xg = x.reshape(n * deform_groups, c // deform_groups, h, w)
-    sampled = F.grid_sample(xg, grid.reshape(n * deform_groups, taps * r, out_w, 2),
-                            mode='bilinear', padding_mode='zeros', align_corners=False)
-    msk = mask[:, :, r0:r1].reshape(n * deform_groups, 1, taps * r, out_w)
-    sampled = sampled.mul_(msk) if in_place else sampled * msk
-    return sampled.reshape(n, c, taps, r * out_w), False
+    # (n, out_y, out_x, group, tap, yx)
+    off = offset.view(n, deform_groups, taps, 2, out_h, out_w).permute(0, 4, 5, 1, 2, 3)
+    msk = mask.view(n, deform_groups, taps, out_h, out_w).permute(0, 3, 4, 1, 2)
+    if blocks != deform_groups:  # several blocks per deformable group share its offsets
+        group_of_block = torch.arange(blocks, device=offset.device) * deform_groups // blocks
+        off, msk = off[:, :, :, group_of_block], msk[:, :, :, group_of_block]
+    kwargs = dict(dtype=offset.dtype, device=offset.device)
+    tap_y = (torch.arange(kh, **kwargs) * dilation[0]).repeat_interleave(kw)
+    tap_x = (torch.arange(kw, **kwargs) * dilation[1]).repeat(kh)
+    out_y = torch.arange(out_h, **kwargs) * stride[0] - padding[0]
+    out_x = torch.arange(out_w, **kwargs) * stride[1] - padding[1]
+    py = off[..., 0] + (out_y.view(out_h, 1, 1, 1) + tap_y)
+    px = off[..., 1] + (out_x.view(1, out_w, 1, 1) + tap_x)
+
+    y0, x0 = torch.floor(py.detach()), torch.floor(px.detach())
+    ly, lx = py - y0, px - x0
+    # A corner outside the map reads zero: its weight is 0 and its index any valid row.
+    inside_y = ((y0 >= 0) & (y0 <= h - 1), (y0 >= -1) & (y0 <= h - 2))
+    inside_x = ((x0 >= 0) & (x0 <= w - 1), (x0 >= -1) & (x0 <= w - 2))
+    weight_y = ((1 - ly) * inside_y[0] * msk, ly * inside_y[1] * msk)
+    weight_x = ((1 - lx) * inside_x[0], lx * inside_x[1])
+    # int32 indices: MKL's sparse routines take them without a conversion.
+    row_y = [torch.where(inside_y[i], y0 + i, 0).int() for i in (0, 1)]
+    row_x = [torch.where(inside_x[i], x0 + i, 0).int() for i in (0, 1)]
+    table_base = torch.arange(n * blocks, dtype=torch.int32, device=offset.device)
+    table_base = table_base.view(n, 1, 1, blocks, 1) * (h * w)
+    weights, index = [], []
+    for i in (0, 1):
+        for j in (0, 1):
+            weights.append(weight_y[i] * weight_x[j])
+            index.append(table_base + row_y[i] * w + row_x[j])
+    return torch.stack(index, -1).view(-1, 4), torch.stack(weights, -1).view(-1, 4)
 
 
-def _conv_rows(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, rows: Tuple[int, int],
-               stride: IntPair, padding: IntPair, dilation: IntPair, groups: int,
-               deform_groups: int) -> Tensor:
-    """Output rows ``rows[0]:rows[1]`` without bias: ``(N, C_out, rows, out_w)``."""
-    n, c = x.shape[:2]
-    c_out, c_group, kh, kw = weight.shape
-    taps = kh * kw
-    cols, taps_first = _sample_taps(x, offset, mask, rows, (kh, kw), stride, padding, dilation,
-                                    deform_groups)
-    length = cols.shape[-1]
-    w = weight.reshape(groups, c_out // groups, c_group, taps)
-    if taps_first:  # match the weight to (K, C) order instead of moving the samples
-        w = w.transpose(2, 3)
-        cols = cols.reshape(n, taps, groups, c_group, length)
-        cols = cols.transpose(1, 2) if groups > 1 else cols.reshape(n, 1, taps, c_group, length)
-    cols = cols.reshape(n, groups, c_group * taps, length)
-    out = torch.matmul(w.reshape(groups, c_out // groups, c_group * taps), cols)
-    return out.reshape(n, c_out, -1, offset.shape[-1])
+def _sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) -> Tensor:
+    """CSR matrix ``(rows, table_rows)`` with each row's four corner weights."""
+    rows = index.shape[0]
+    crow = torch.arange(0, 4 * rows + 1, 4, dtype=index.dtype, device=index.device)
+    return torch.sparse_csr_tensor(crow, index.view(-1), weight.reshape(-1),
+                                   (rows, table_rows), check_invariants=False)
+
+
+def _transposed_sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) -> Tensor:
+    """CSR matrix ``(table_rows, rows)``, the transpose of :func:`_sampling_matrix`."""
+    flat = index.view(-1)
+    order = torch.argsort(flat, stable=True)
+    crow = torch.zeros(table_rows + 1, dtype=flat.dtype, device=flat.device)
+    torch.cumsum(torch.bincount(flat, minlength=table_rows), 0, dtype=flat.dtype, out=crow[1:])
+    return torch.sparse_csr_tensor(crow, (order // 4).to(flat.dtype), weight.reshape(-1)[order],
+                                   (table_rows, index.shape[0]), check_invariants=False)
+
+
+def _image_segments(p0: int, p1: int, positions: int) -> List[Tuple[int, int, int, int]]:
+    """``(image, first, last, row in chunk)`` for flat output positions ``p0:p1``."""
+    segments = []
+    for image in range(p0 // positions, (p1 - 1) // positions + 1):
+        first = max(p0, image * positions) - image * positions
+        last = min(p1, (image + 1) * positions) - image * positions
+        segments.append((image, first, last, image * positions + first - p0))
+    return segments
+
+
+def _swap_inner(cols: Tensor, a: int, b: int) -> Tensor:
+    """Rows ``(..., a, b)`` of ``cols`` reordered to ``(..., b, a)`` (a copy)."""
+    return cols.view(cols.shape[0], -1, a, b).transpose(2, 3).reshape(cols.shape[0], -1)
+
+
+class SampledConvFunction(torch.autograd.Function):
+    """``out[n, :, l] = W_g @ cols[l]`` with ``cols = S @ table``, chunked over positions.
+
+    ``table``: ``(n * blocks * h * w, block)``; ``corner_index`` / ``corner_weight``:
+    ``(rows, 4)``, rows ordered ``(position, block, tap)``; ``weight``: ``(groups, c_out /
+    groups, k)``. The sampled rows give ``cols`` in ``(block, tap, channel)`` order; with
+    ``channel_major`` they are reordered to the weight's own ``(block, channel, tap)`` order
+    before the product (cheaper than reordering the weight when it is the larger of the two).
+    Output ``(n, c_out, positions)``.
+    """
+
+    @staticmethod
+    def forward(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor,
+                weight: Tensor, batch: int, positions: int, chunk: int, taps: int,
+                channel_major: bool) -> Tensor:
+        groups, c_group_out, k = weight.shape
+        out = table.new_empty(batch, groups * c_group_out, positions)
+        ctx.chunks = [(p0, min(batch * positions, p0 + chunk))
+                      for p0 in range(0, batch * positions, chunk)]
+        ctx.positions, ctx.taps, ctx.channel_major = positions, taps, channel_major
+        ctx.rows_per_position = corner_index.shape[0] // (batch * positions)
+        for p0, p1 in ctx.chunks:
+            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1)
+            for image, first, last, row in _image_segments(p0, p1, positions):
+                seg = cols[row:row + last - first]
+                for g in range(groups):
+                    torch.mm(weight[g], seg[:, g * k:(g + 1) * k].t(),
+                             out=out[image, g * c_group_out:(g + 1) * c_group_out, first:last])
+        ctx.save_for_backward(table, corner_weight, corner_index, weight,
+                              cols if len(ctx.chunks) == 1 else None)
+        return out
+
+    @staticmethod
+    def _cols(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor, p0: int,
+              p1: int) -> Tensor:
+        r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
+        sampling = _sampling_matrix(corner_index[r0:r1], corner_weight[r0:r1], table.shape[0])
+        # In place with beta=0: ``sparse @ dense`` would zero-fill a buffer and copy it.
+        cols = table.new_empty(r1 - r0, table.shape[1]).addmm_(sampling, table, beta=0)
+        cols = cols.view(p1 - p0, -1)
+        return _swap_inner(cols, ctx.taps, table.shape[1]) if ctx.channel_major else cols
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        table, corner_weight, corner_index, weight, kept_cols = ctx.saved_tensors
+        need_table, need_corner, _, need_weight = ctx.needs_input_grad[:4]
+        groups, c_group_out, k = weight.shape
+        grad_out = grad_out.contiguous()
+        grad_table = torch.zeros_like(table) if need_table else None
+        grad_corner = torch.empty_like(corner_weight) if need_corner else None
+        grad_weight = torch.zeros_like(weight) if need_weight else None
+        for p0, p1 in ctx.chunks:
+            cols = kept_cols if kept_cols is not None else SampledConvFunction._cols(
+                ctx, table, corner_weight, corner_index, p0, p1)
+            grad_cols = torch.empty_like(cols) if need_table or need_corner else None
+            for image, first, last, row in _image_segments(p0, p1, ctx.positions):
+                for g in range(groups):
+                    go = grad_out[image, g * c_group_out:(g + 1) * c_group_out, first:last]
+                    columns = slice(g * k, (g + 1) * k)
+                    if need_weight:
+                        grad_weight[g].addmm_(go, cols[row:row + last - first, columns])
+                    if grad_cols is not None:
+                        torch.mm(go.t(), weight[g],
+                                 out=grad_cols[row:row + last - first, columns])
+            if grad_cols is None:
+                continue
+            if ctx.channel_major:
+                grad_cols = _swap_inner(grad_cols, table.shape[1], ctx.taps)
+            r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
+            grad_rows = grad_cols.view(r1 - r0, -1)
+            index, corner = corner_index[r0:r1], corner_weight[r0:r1]
+            if need_table:
+                grad_table.addmm_(_transposed_sampling_matrix(index, corner, table.shape[0]),
+                                  grad_rows)
+            if need_corner:
+                pattern = _sampling_matrix(index, corner, table.shape[0])
+                grad_corner[r0:r1] = torch.sparse.sampled_addmm(
+                    pattern, grad_rows, table.t(), beta=0).values().view(-1, 4)
+        return grad_table, grad_corner, None, grad_weight, None, None, None, None, None
 
 
 def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
@@ -106,13 +214,13 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
     """Modulated deformable conv 2d, pure PyTorch, mmcv-compatible arguments and layout.
 
     Args:
-        x: input ``(N, C_in, H, W)``.
+        x: input ``(N, C_in, H, W)``, float32 or float64.
         offset: ``(N, 2 * deform_groups * kh * kw, H_out, W_out)``, (dy, dx) per tap.
         mask: ``(N, deform_groups * kh * kw, H_out, W_out)``, already through a sigmoid.
         weight: ``(C_out, C_in / groups, kh, kw)``.
         bias: ``(C_out,)`` or None.
-        max_elements: bound on the sampled-taps tensor held at once; output rows are
-            chunked (and recomputed in backward) to stay under it.
+        max_elements: bound on the sampled-taps tensor held at once; output positions are
+            chunked (and sampled again in backward) to stay under it.
     """
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     n, c, h, w = x.shape
@@ -122,6 +230,8 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
                          f'{c_per_group} * groups({groups}) = {c_per_group * groups}')
     if c % deform_groups:
         raise ValueError(f'in_channels ({c}) must be divisible by deform_groups ({deform_groups})')
+    if c_out % groups:
+        raise ValueError(f'out_channels ({c_out}) must be divisible by groups ({groups})')
     out_h = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     out_w = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     taps = kh * kw
@@ -131,24 +241,32 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
     if tuple(mask.shape) != (n, deform_groups * taps, out_h, out_w):
         raise ValueError(f'mask must have shape {(n, deform_groups * taps, out_h, out_w)}, '
                          f'got {tuple(mask.shape)}')
+    if max_elements < 1:
+        raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
 
-    per_row = n * c * taps * out_w
-    rows_per_chunk = max(1, min(out_h, max_elements // max(per_row, 1)))
-    args = (stride, padding, dilation, groups, deform_groups)
-    if rows_per_chunk >= out_h:
-        out = _conv_rows(x, offset, mask, weight, (0, out_h), *args)
-    else:
-        needs_grad = torch.is_grad_enabled() and any(
-            t.requires_grad for t in (x, offset, mask, weight))
-        chunks = []
-        for r0 in range(0, out_h, rows_per_chunk):
-            rows = (r0, min(out_h, r0 + rows_per_chunk))
-            if needs_grad:
-                chunks.append(checkpoint(_conv_rows, x, offset, mask, weight, rows, *args,
-                                         use_reentrant=False))
-            else:
-                chunks.append(_conv_rows(x, offset, mask, weight, rows, *args))
-        out = torch.cat(chunks, dim=2)
+    # Channel blocks that lie in one deformable group and one conv group each.
+    block = math.gcd(c // deform_groups, c // groups)
+    blocks = c // block
+    index, corner_weight = _bilinear_corners(offset, mask, (h, w), (kh, kw), stride, padding,
+                                             dilation, deform_groups, blocks)
+    # Channels-last rows, row-major (a plain reshape can stay a column-major view of x, which
+    # MKL's sparse product would copy again on every call).
+    table = x.view(n, blocks, block, h, w).permute(0, 1, 3, 4, 2).contiguous().view(-1, block)
+    if table.shape[0] < 4:  # sampled_addmm needs as many columns as a row has corners
+        table = torch.cat((table, table.new_zeros(4 - table.shape[0], block)))
+    # The product needs the weight and the sampled taps in one column order: reorder the
+    # smaller of the two (the weight, unless there are fewer positions than out channels).
+    chunk = max(1, max_elements // (c * taps))
+    channel_major = c_out // groups > n * out_h * out_w
+    weight_cols = weight.reshape(groups, c_out // groups, -1)
+    if not channel_major:  # (block, channel, tap) -> (block, tap, channel)
+        weight_cols = weight_cols.reshape(groups, -1, block, taps).transpose(2, 3)
+        weight_cols = weight_cols.reshape(groups, c_out // groups, -1)
+    # int(): under jit tracing (mmengine's FLOP counter) sizes are traced 0-dim tensors.
+    out = SampledConvFunction.apply(table, corner_weight.to(x.dtype), index,
+                                    weight_cols.to(x.dtype), int(n), int(out_h * out_w),
+                                    int(chunk), int(taps), bool(channel_major))
+    out = out.view(n, c_out, out_h, out_w)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
