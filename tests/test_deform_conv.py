@@ -70,11 +70,11 @@ def test_torch_path_matches_mmcv_kernel_forward_and_backward(case, batch):
 
 
 @pytest.mark.parametrize('batch, dg', [(1, 1), (2, 2)])
-def test_row_chunking_gives_the_same_result_and_gradients(batch, dg):
+def test_position_chunking_gives_the_same_result_and_gradients(batch, dg):
     case = dict(c_in=4, c_out=6, h=11, w=9, k=3, stride=1, padding=1, dilation=1, groups=2, dg=dg)
     inputs = make_inputs(case, batch=batch)
     out_ref, grads_ref = run(modulated_deform_conv2d_torch, inputs, case)
-    # max_elements small enough that each chunk holds a single output row.
+    # max_elements small enough that each chunk holds a single output position.
     out, grads = run(modulated_deform_conv2d_torch, inputs, case, max_elements=1)
     torch.testing.assert_close(out, out_ref)
     for grad, grad_ref in zip(grads, grads_ref):

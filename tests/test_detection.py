@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 
@@ -131,13 +132,21 @@ def run_tool(args, timeout=600, env=None):
                           timeout=timeout, env=env)
 
 
+def free_port() -> int:
+    """A port nothing listens on now (a fixed one can still be in TIME_WAIT from a last run)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 def test_our_train_tool_runs_two_process_ddp_with_gloo_on_cpu(shapes, tmp_path):
     opts = ['--cfg-options', f'train_dataloader.dataset.data_root={shapes}/',
             f'val_dataloader.dataset.data_root={shapes}/',
             f'val_evaluator.ann_file={shapes}/annotations/instances_val.json',
             'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
             'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
-    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
+                     f'--master_port={free_port()}',
                      'tools/train.py', DEMO, '--launcher', 'pytorch',
                      '--work-dir', str(tmp_path)] + opts)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -16,25 +16,27 @@ corner pixels, weighted by bilinear weight x mask), so the layer is
 with ``X`` the input in channels-last rows. The backward is three more products: ``S^T @
 grad_cols`` for the input, ``grad_cols`` sampled at ``S``'s pattern against ``X``
 (``torch.sparse.sampled_addmm``) for the corner weights, from which autograd reaches the
-offsets and the mask, and the dense ``grad_out @ cols`` for the weight. No sampled tensor is
-kept for the mask's sake, and the corner weights are computed once.
+offsets and the mask, and the dense ``grad_out @ cols`` for the weight. The mask is folded
+into the corner weights, so it costs no pass over the sampled values.
 
 The sampled-taps tensor ``cols`` has ``batch * in_channels * kh * kw * out_h * out_w``
-elements. If it fits in ``max_elements`` it is kept for the weight gradient; otherwise output
-positions are processed in chunks of at most ``max_elements`` sampled values, and each chunk
-is sampled again in backward, so memory stays bounded whatever the map size.
+elements. It is never kept: output positions are processed in chunks of at most
+``max_elements`` sampled values through one reused buffer, and backward samples each chunk
+again (one more sparse product, cheaper than writing and keeping the whole tensor). What
+autograd keeps is the padded input and four corner indices and weights per sampled point.
 """
 import math
 import warnings
 from typing import List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 IntPair = Tuple[int, int]
 
-#: Default bound on the sampled-taps tensor (elements); 2**25 float32 values = 128 MiB.
-DEFAULT_MAX_ELEMENTS = 2**25
+#: Default bound on the sampled-taps chunk (elements); 2**20 float32 values = 4 MiB.
+DEFAULT_MAX_ELEMENTS = 2**20
 
 # The CSR matrices below are internal temporaries; torch's "beta" notice is not for users.
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')
@@ -51,9 +53,10 @@ def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntP
 
     Rows are ordered ``(n, out_y, out_x, block, tap)``: the input's channels are split into
     ``blocks`` equal blocks, each inside one deformable group. Returns ``(index, weight)``,
-    both ``(rows, 4)``: the row of each corner in the channels-last table
-    ``(n, block, y, x)`` and its weight (bilinear weight x mask, 0 outside the map).
-    ``weight`` carries autograd to ``offset`` and ``mask``.
+    both ``(rows, 4)``: the row of each corner in the channels-last table of the input
+    zero-padded by one pixel, ``(n, block, h + 2, w + 2)``, and its weight (bilinear weight x
+    mask). The padding holds the corners just outside the map; a point with no corner in the
+    map gets weight 0. ``weight`` carries autograd to ``offset`` and ``mask``.
     """
     h, w = in_hw
     kh, kw = kernel
@@ -75,22 +78,19 @@ def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntP
 
     y0, x0 = torch.floor(py.detach()), torch.floor(px.detach())
     ly, lx = py - y0, px - x0
-    # A corner outside the map reads zero: its weight is 0 and its index any valid row.
-    inside_y = ((y0 >= 0) & (y0 <= h - 1), (y0 >= -1) & (y0 <= h - 2))
-    inside_x = ((x0 >= 0) & (x0 <= w - 1), (x0 >= -1) & (x0 <= w - 2))
-    weight_y = ((1 - ly) * inside_y[0] * msk, ly * inside_y[1] * msk)
-    weight_x = ((1 - lx) * inside_x[0], lx * inside_x[1])
+    near = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1)  # a corner in the map
+    near_mask = msk * near
+    top, bottom = (1 - ly) * near_mask, ly * near_mask
+    left = 1 - lx
+    weight = torch.stack((top * left, top * lx, bottom * left, bottom * lx), -1)
     # int32 indices: MKL's sparse routines take them without a conversion.
-    row_y = [torch.where(inside_y[i], y0 + i, 0).int() for i in (0, 1)]
-    row_x = [torch.where(inside_x[i], x0 + i, 0).int() for i in (0, 1)]
-    table_base = torch.arange(n * blocks, dtype=torch.int32, device=offset.device)
-    table_base = table_base.view(n, 1, 1, blocks, 1) * (h * w)
-    weights, index = [], []
-    for i in (0, 1):
-        for j in (0, 1):
-            weights.append(weight_y[i] * weight_x[j])
-            index.append(table_base + row_y[i] * w + row_x[j])
-    return torch.stack(index, -1).view(-1, 4), torch.stack(weights, -1).view(-1, 4)
+    padded_w = w + 2
+    first = torch.arange(n * blocks, dtype=torch.int32, device=offset.device)
+    first = first.view(n, 1, 1, blocks, 1) * ((h + 2) * padded_w)
+    row = torch.where(near, y0 + 1, 0).int() * padded_w + torch.where(near, x0 + 1, 0).int()
+    row = row + first
+    index = torch.stack((row, row + 1, row + padded_w, row + padded_w + 1), -1)
+    return index.view(-1, 4), weight.view(-1, 4)
 
 
 def _sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) -> Tensor:
@@ -147,40 +147,51 @@ class SampledConvFunction(torch.autograd.Function):
                       for p0 in range(0, batch * positions, chunk)]
         ctx.positions, ctx.taps, ctx.channel_major = positions, taps, channel_major
         ctx.rows_per_position = corner_index.shape[0] // (batch * positions)
+        buffer = SampledConvFunction._buffer(ctx, table)
         for p0, p1 in ctx.chunks:
-            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1)
+            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
+                                             buffer)
             for image, first, last, row in _image_segments(p0, p1, positions):
                 seg = cols[row:row + last - first]
                 for g in range(groups):
                     torch.mm(weight[g], seg[:, g * k:(g + 1) * k].t(),
                              out=out[image, g * c_group_out:(g + 1) * c_group_out, first:last])
-        ctx.save_for_backward(table, corner_weight, corner_index, weight,
-                              cols if len(ctx.chunks) == 1 else None)
+        ctx.save_for_backward(table, corner_weight, corner_index, weight)
         return out
 
     @staticmethod
+    def _buffer(ctx, table: Tensor) -> Tensor:
+        """One chunk's sampled rows; reused by every chunk (fresh pages cost time)."""
+        p0, p1 = ctx.chunks[0]
+        return table.new_empty((p1 - p0) * ctx.rows_per_position, table.shape[1])
+
+    @staticmethod
     def _cols(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor, p0: int,
-              p1: int) -> Tensor:
+              p1: int, buffer: Tensor) -> Tensor:
         r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
         sampling = _sampling_matrix(corner_index[r0:r1], corner_weight[r0:r1], table.shape[0])
         # In place with beta=0: ``sparse @ dense`` would zero-fill a buffer and copy it.
-        cols = table.new_empty(r1 - r0, table.shape[1]).addmm_(sampling, table, beta=0)
+        cols = buffer[:r1 - r0].addmm_(sampling, table, beta=0)
         cols = cols.view(p1 - p0, -1)
         return _swap_inner(cols, ctx.taps, table.shape[1]) if ctx.channel_major else cols
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        table, corner_weight, corner_index, weight, kept_cols = ctx.saved_tensors
+        table, corner_weight, corner_index, weight = ctx.saved_tensors
         need_table, need_corner, _, need_weight = ctx.needs_input_grad[:4]
         groups, c_group_out, k = weight.shape
         grad_out = grad_out.contiguous()
         grad_table = torch.zeros_like(table) if need_table else None
         grad_corner = torch.empty_like(corner_weight) if need_corner else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
+        cols_buffer = SampledConvFunction._buffer(ctx, table)
+        need_grad_cols = need_table or need_corner
+        grad_buffer = SampledConvFunction._buffer(ctx, table) if need_grad_cols else None
         for p0, p1 in ctx.chunks:
-            cols = kept_cols if kept_cols is not None else SampledConvFunction._cols(
-                ctx, table, corner_weight, corner_index, p0, p1)
-            grad_cols = torch.empty_like(cols) if need_table or need_corner else None
+            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
+                                             cols_buffer)
+            grad_cols = grad_buffer[:cols.numel() // table.shape[1]].view(cols.shape) \
+                if need_grad_cols else None
             for image, first, last, row in _image_segments(p0, p1, ctx.positions):
                 for g in range(groups):
                     go = grad_out[image, g * c_group_out:(g + 1) * c_group_out, first:last]
@@ -219,8 +230,7 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
         mask: ``(N, deform_groups * kh * kw, H_out, W_out)``, already through a sigmoid.
         weight: ``(C_out, C_in / groups, kh, kw)``.
         bias: ``(C_out,)`` or None.
-        max_elements: bound on the sampled-taps tensor held at once; output positions are
-            chunked (and sampled again in backward) to stay under it.
+        max_elements: bound on the sampled-taps chunk held at once (see the module notes).
     """
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     n, c, h, w = x.shape
@@ -249,11 +259,10 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
     blocks = c // block
     index, corner_weight = _bilinear_corners(offset, mask, (h, w), (kh, kw), stride, padding,
                                              dilation, deform_groups, blocks)
-    # Channels-last rows, row-major (a plain reshape can stay a column-major view of x, which
-    # MKL's sparse product would copy again on every call).
-    table = x.view(n, blocks, block, h, w).permute(0, 1, 3, 4, 2).contiguous().view(-1, block)
-    if table.shape[0] < 4:  # sampled_addmm needs as many columns as a row has corners
-        table = torch.cat((table, table.new_zeros(4 - table.shape[0], block)))
+    # Channels-last rows of the zero-padded input, row-major (a plain reshape can stay a
+    # column-major view of x, which MKL's sparse product would copy again on every call).
+    table = F.pad(x, (1, 1, 1, 1)).view(n, blocks, block, h + 2, w + 2)
+    table = table.permute(0, 1, 3, 4, 2).contiguous().view(-1, block)
     # The product needs the weight and the sampled taps in one column order: reorder the
     # smaller of the two (the weight, unless there are fewer positions than out channels).
     chunk = max(1, max_elements // (c * taps))
