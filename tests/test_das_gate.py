@@ -19,6 +19,19 @@ def test_output_has_input_shape_and_equals_x_times_gate(channels, size):
     torch.testing.assert_close(y, x * a)
 
 
+def test_inference_forward_equals_training_forward_and_leaves_the_input_alone():
+    torch.manual_seed(0)
+    gate = DASGate(16, deform_impl='torch')
+    torch.nn.init.normal_(gate.deform_conv.conv_offset.weight, 0, 0.1)
+    x = torch.randn(2, 16, 9, 7)
+    x_before = x.clone()
+    y_train = gate(x.clone().requires_grad_())
+    with torch.no_grad():  # the inference path scales the attention map in place
+        y_inference = gate(x)
+    torch.testing.assert_close(y_inference, y_train.detach())
+    assert torch.equal(x, x_before)
+
+
 def test_structure_follows_the_paper():
     gate = DASGate(256, alpha=0.2)
     assert das_hidden_channels(256, 0.2) == 51

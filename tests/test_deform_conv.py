@@ -70,12 +70,17 @@ def test_torch_path_matches_mmcv_kernel_forward_and_backward(case, batch):
 
 
 @pytest.mark.parametrize('batch, dg', [(1, 1), (2, 2)])
-def test_position_chunking_gives_the_same_result_and_gradients(batch, dg):
-    case = dict(c_in=4, c_out=6, h=11, w=9, k=3, stride=1, padding=1, dilation=1, groups=2, dg=dg)
+@pytest.mark.parametrize('c_out, h, w', [(6, 11, 9), (64, 3, 2)])  # per image / per chunk product
+@pytest.mark.parametrize('positions_per_chunk', [1, 4, 6, 8])  # parts of an image, whole images
+def test_position_chunking_gives_the_same_result_and_gradients(batch, dg, c_out, h, w,
+                                                               positions_per_chunk):
+    case = dict(c_in=4, c_out=c_out, h=h, w=w, k=3, stride=1, padding=1, dilation=1, groups=2,
+                dg=dg)
     inputs = make_inputs(case, batch=batch)
     out_ref, grads_ref = run(modulated_deform_conv2d_torch, inputs, case)
-    # max_elements small enough that each chunk holds a single output position.
-    out, grads = run(modulated_deform_conv2d_torch, inputs, case, max_elements=1)
+    # A chunk holds max_elements // (c_in * 9) output positions.
+    out, grads = run(modulated_deform_conv2d_torch, inputs, case,
+                     max_elements=positions_per_chunk * 4 * 9)
     torch.testing.assert_close(out, out_ref)
     for grad, grad_ref in zip(grads, grads_ref):
         torch.testing.assert_close(grad, grad_ref)
@@ -140,6 +145,12 @@ def test_bad_shapes_raise_named_errors():
     with pytest.raises(ValueError, match='x has 4 channels'):
         modulated_deform_conv2d(x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5),
                                 torch.randn(6, 3, 3, 3), padding=1, impl='torch')
+    with pytest.raises(TypeError, match='x must be float32 or float64.*got torch.bfloat16'):
+        modulated_deform_conv2d(x.bfloat16(), torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5),
+                                w, padding=1, impl='torch')
+    with pytest.raises(ValueError, match='max_elements must be a positive number'):
+        modulated_deform_conv2d_torch(x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5), w,
+                                      padding=1, max_elements=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

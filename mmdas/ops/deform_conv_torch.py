@@ -111,6 +111,23 @@ def _transposed_sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) 
                                    (table_rows, index.shape[0]), check_invariants=False)
 
 
+def _even(total: int, most: int) -> int:
+    """Size of each of the fewest parts of ``total`` of at most ``most``, made as even as can be."""
+    return -(-total // -(-total // most))
+
+
+def _chunks(batch: int, positions: int, chunk: int) -> List[Tuple[int, int]]:
+    """Flat output-position ranges of at most ``chunk`` positions: whole images, or parts
+    of one image when an image alone has more than ``chunk`` positions."""
+    if chunk >= positions:
+        step = _even(batch, chunk // positions) * positions
+        return [(p0, min(batch * positions, p0 + step))
+                for p0 in range(0, batch * positions, step)]
+    step = _even(positions, chunk)
+    return [(image * positions + first, image * positions + min(positions, first + step))
+            for image in range(batch) for first in range(0, positions, step)]
+
+
 def _image_segments(p0: int, p1: int, positions: int) -> List[Tuple[int, int, int, int]]:
     """``(image, first, last, row in chunk)`` for flat output positions ``p0:p1``."""
     segments = []
@@ -135,35 +152,53 @@ class SampledConvFunction(torch.autograd.Function):
     ``channel_major`` they are reordered to the weight's own ``(block, channel, tap)`` order
     before the product (cheaper than reordering the weight when it is the larger of the two).
     Output ``(n, c_out, positions)``.
+
+    The dense product runs per image (``W @ cols^T`` straight into the output) when an image
+    has at least as many positions as the weight has rows; otherwise once per chunk of whole
+    images (``cols @ W^T``, then transposed into the output), so that a large weight with few
+    positions per image (late stages) is read once per chunk, not once per image.
     """
 
     @staticmethod
     def forward(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor,
                 weight: Tensor, batch: int, positions: int, chunk: int, taps: int,
                 channel_major: bool) -> Tensor:
-        groups, c_group_out, k = weight.shape
+        groups, c_group_out, _ = weight.shape
         out = table.new_empty(batch, groups * c_group_out, positions)
-        ctx.chunks = [(p0, min(batch * positions, p0 + chunk))
-                      for p0 in range(0, batch * positions, chunk)]
+        ctx.chunks = _chunks(batch, positions, chunk)
         ctx.positions, ctx.taps, ctx.channel_major = positions, taps, channel_major
+        ctx.per_image = positions >= c_group_out
         ctx.rows_per_position = corner_index.shape[0] // (batch * positions)
         buffer = SampledConvFunction._buffer(ctx, table)
         for p0, p1 in ctx.chunks:
             cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
                                              buffer)
-            for image, first, last, row in _image_segments(p0, p1, positions):
-                seg = cols[row:row + last - first]
-                for g in range(groups):
-                    torch.mm(weight[g], seg[:, g * k:(g + 1) * k].t(),
-                             out=out[image, g * c_group_out:(g + 1) * c_group_out, first:last])
+            segments = _image_segments(p0, p1, positions)
+            for g, w, c, out_rows in SampledConvFunction._groups(weight, cols):
+                if ctx.per_image:
+                    for image, first, last, row in segments:
+                        torch.mm(w, c[row:row + last - first].t(),
+                                 out=out[image, out_rows, first:last])
+                    continue
+                product = c @ w.t()
+                for image, first, last, row in segments:
+                    out[image, out_rows, first:last] = product[row:row + last - first].t()
         ctx.save_for_backward(table, corner_weight, corner_index, weight)
         return out
 
     @staticmethod
+    def _groups(weight: Tensor, cols: Tensor):
+        """``(group, weight, columns of cols, output rows)`` for each conv group."""
+        groups, c_group_out, k = weight.shape
+        for g in range(groups):
+            yield (g, weight[g], cols[:, g * k:(g + 1) * k],
+                   slice(g * c_group_out, (g + 1) * c_group_out))
+
+    @staticmethod
     def _buffer(ctx, table: Tensor) -> Tensor:
         """One chunk's sampled rows; reused by every chunk (fresh pages cost time)."""
-        p0, p1 = ctx.chunks[0]
-        return table.new_empty((p1 - p0) * ctx.rows_per_position, table.shape[1])
+        longest = max(p1 - p0 for p0, p1 in ctx.chunks)
+        return table.new_empty(longest * ctx.rows_per_position, table.shape[1])
 
     @staticmethod
     def _cols(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor, p0: int,
@@ -179,7 +214,6 @@ class SampledConvFunction(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         table, corner_weight, corner_index, weight = ctx.saved_tensors
         need_table, need_corner, _, need_weight = ctx.needs_input_grad[:4]
-        groups, c_group_out, k = weight.shape
         grad_out = grad_out.contiguous()
         grad_table = torch.zeros_like(table) if need_table else None
         grad_corner = torch.empty_like(corner_weight) if need_corner else None
@@ -192,15 +226,22 @@ class SampledConvFunction(torch.autograd.Function):
                                              cols_buffer)
             grad_cols = grad_buffer[:cols.numel() // table.shape[1]].view(cols.shape) \
                 if need_grad_cols else None
-            for image, first, last, row in _image_segments(p0, p1, ctx.positions):
-                for g in range(groups):
-                    go = grad_out[image, g * c_group_out:(g + 1) * c_group_out, first:last]
-                    columns = slice(g * k, (g + 1) * k)
+            segments = _image_segments(p0, p1, ctx.positions)
+            for g, w, c, out_rows in SampledConvFunction._groups(weight, cols):
+                columns = slice(g * c.shape[1], (g + 1) * c.shape[1])
+                if ctx.per_image:  # (out rows, positions) blocks of grad_out as they are
+                    pieces = [(grad_out[image, out_rows, first:last], row, row + last - first)
+                              for image, first, last, row in segments]
+                else:  # one (positions, out rows) block for the chunk
+                    go_t = grad_out.new_empty(p1 - p0, w.shape[0])
+                    for image, first, last, row in segments:
+                        go_t[row:row + last - first] = grad_out[image, out_rows, first:last].t()
+                    pieces = [(go_t.t(), 0, p1 - p0)]
+                for go, r0, r1 in pieces:
                     if need_weight:
-                        grad_weight[g].addmm_(go, cols[row:row + last - first, columns])
+                        grad_weight[g].addmm_(go, c[r0:r1])
                     if grad_cols is not None:
-                        torch.mm(go.t(), weight[g],
-                                 out=grad_cols[row:row + last - first, columns])
+                        torch.mm(go.t(), w, out=grad_cols[r0:r1, columns])
             if grad_cols is None:
                 continue
             if ctx.channel_major:
@@ -251,6 +292,9 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
     if tuple(mask.shape) != (n, deform_groups * taps, out_h, out_w):
         raise ValueError(f'mask must have shape {(n, deform_groups * taps, out_h, out_w)}, '
                          f'got {tuple(mask.shape)}')
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f'x must be float32 or float64 for the pure-PyTorch deformable conv, '
+                        f"got {x.dtype}; use deform_impl='mmcv' for half precision")
     if max_elements < 1:
         raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
 
@@ -276,6 +320,6 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
                                     weight_cols.to(x.dtype), int(n), int(out_h * out_w),
                                     int(chunk), int(taps), bool(channel_major))
     out = out.view(n, c_out, out_h, out_w)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1, 1)
+    if bias is not None:  # in place: the function's backward does not need its output
+        out.add_(bias.view(1, -1, 1, 1))
     return out

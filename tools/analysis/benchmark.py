@@ -8,7 +8,8 @@ warm-up, and reported as medians and ratios (machines are noisy; compare ratios)
 
 Sections:
   op        the first DAS-R50 gate's deformable conv (51 -> 256 ch, 56x56): mmcv's kernel and
-            the pure-PyTorch path against a dense 3x3 conv of the same shape, fwd and fwd+bwd
+            the pure-PyTorch path (offsets and mask given), and the pure-PyTorch layer with its
+            offset conv, against a dense 3x3 conv of the same shape, fwd and fwd+bwd
   backbone  DAS-ResNet-50 (pure-PyTorch path and mmcv's kernel) against ResNet-50, forward,
             224x224 batch 1 and 32, 800x1216 batch 1
   detector  one Faster R-CNN training step (1333x800, batch 2), DAS-R50 against R50
@@ -29,7 +30,7 @@ from typing import Callable, Dict, List
 import torch
 
 import mmdas  # noqa: F401
-from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
+from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available, modulated_deform_conv2d
 
 
 def ms(seconds: float) -> str:
@@ -67,6 +68,8 @@ def alternate(fns: Dict[str, Callable], rounds: int, warmup: int, device: str) -
 
 
 def op_section(device: str, rounds: int) -> List[tuple]:
+    """The deformable conv itself (offsets and mask given, as the gate's layer receives them
+    from its offset conv), the whole layer with that offset conv, and a dense conv."""
     torch.manual_seed(0)
     x = torch.randn(1, 51, 56, 56, device=device)
     impls = ['torch'] + (['mmcv'] if mmcv_ops_available() else [])
@@ -74,19 +77,27 @@ def op_section(device: str, rounds: int) -> List[tuple]:
               for impl in impls}
     for layer in layers.values():  # non-zero offsets, as after training
         torch.nn.init.normal_(layer.conv_offset.weight, 0, 0.1)
+    with torch.no_grad():
+        o1, o2, logits = torch.chunk(layers['torch'].conv_offset(x), 3, dim=1)
+    offset, mask = torch.cat((o1, o2), dim=1), logits.sigmoid()
     dense = torch.nn.Conv2d(51, 256, 3, padding=1).to(device)
     rows = []
     for mode in ('forward', 'forward+backward'):
-        def step(module):
+        def step(fn, *inputs):
             def run():
                 if mode == 'forward':
                     with torch.no_grad():
-                        module(x)
+                        fn(*inputs)
                 else:
-                    module(x.requires_grad_()).sum().backward()
+                    fn(*[t.detach().requires_grad_() for t in inputs]).sum().backward()
             return run
-        fns = {f'dcn[{impl}]': step(layer) for impl, layer in layers.items()}
-        fns['dense conv'] = step(dense)
+        fns = {}
+        for impl, layer in layers.items():
+            fns[f'dcn[{impl}]'] = step(
+                lambda *t, layer=layer, impl=impl: modulated_deform_conv2d(
+                    *t, layer.weight, layer.bias, padding=1, impl=impl), x, offset, mask)
+        fns['dcn[torch] + its offset conv'] = step(layers['torch'], x)
+        fns['dense conv'] = step(dense, x)
         med = alternate(fns, rounds, 3, device)
         for name, t in med.items():
             rows.append(('op 51->256 56x56 b1', mode, name, ms(t), ratio(t, med['dense conv'])))

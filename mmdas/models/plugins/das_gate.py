@@ -11,6 +11,7 @@ per channel (the same normalisation, but defined on 1x1 maps, which ``nn.Instanc
 rejects in training); LayerNorm normalises each sample over (C, H, W) with a per-channel affine
 (``GroupNorm`` with one group).
 """
+import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -73,10 +74,14 @@ class DASGate(nn.Module):
             raise ValueError(f'DASGate(in_channels={self.in_channels}) expects an (N, '
                              f'{self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         xc = self.act(self.compress_norm(self.pointwise(self.depthwise(x))))
-        return self.gate_norm(self.deform_conv(xc)).sigmoid()
+        # In place: GroupNorm's backward does not need its output, sigmoid's keeps its own.
+        return self.gate_norm(self.deform_conv(xc)).sigmoid_()
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.attention(x)
+        attention = self.attention(x)
+        if torch.is_grad_enabled() and (x.requires_grad or attention.requires_grad):
+            return x * attention
+        return attention.mul_(x)  # inference: no second map-sized tensor
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}, alpha={self.alpha}'
