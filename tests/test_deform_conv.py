@@ -165,3 +165,16 @@ def test_cuda_auto_uses_mmcv_kernel_and_matches_torch_path():
     for grad, grad_ref in zip(grads, grads_ref):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-3, atol=1e-3)
 
+
+
+def test_nan_offsets_stay_in_their_own_output_position():
+    """A NaN offset must not index outside the input (no crash): only its position is NaN."""
+    case = dict(c_in=4, c_out=6, h=7, w=9, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1)
+    x, offset, mask, weight, bias = [t.detach() for t in make_inputs(case, batch=1)]
+    offset[0, 0, 3, 4] = float('nan')
+    offset[0, 1, 5, 2] = float('inf')
+    out = modulated_deform_conv2d_torch(x, offset, mask, weight, bias, padding=1)
+    bad = torch.zeros(7, 9, dtype=torch.bool)
+    bad[3, 4] = bad[5, 2] = True
+    assert out[0, :, bad].isnan().all()
+    assert out[0, :, ~bad].isfinite().all()

@@ -71,14 +71,18 @@ def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntP
     kwargs = dict(dtype=offset.dtype, device=offset.device)
     tap_y = (torch.arange(kh, **kwargs) * dilation[0]).repeat_interleave(kw)
     tap_x = (torch.arange(kw, **kwargs) * dilation[1]).repeat(kh)
-    out_y = torch.arange(out_h, **kwargs) * stride[0] - padding[0]
-    out_x = torch.arange(out_w, **kwargs) * stride[1] - padding[1]
-    py = off[..., 0] + (out_y.view(out_h, 1, 1, 1) + tap_y)
-    px = off[..., 1] + (out_x.view(1, out_w, 1, 1) + tap_x)
+    # Positions in the padded map (+1); contiguous, so that the elementwise ops below run fast.
+    out_y = torch.arange(out_h, **kwargs) * stride[0] + (1 - padding[0])
+    out_x = torch.arange(out_w, **kwargs) * stride[1] + (1 - padding[1])
+    py = (off[..., 0] + (out_y.view(out_h, 1, 1, 1) + tap_y)).contiguous()
+    px = (off[..., 1] + (out_x.view(1, out_w, 1, 1) + tap_x)).contiguous()
 
     y0, x0 = torch.floor(py.detach()), torch.floor(px.detach())
     ly, lx = py - y0, px - x0
-    near = (y0 >= -1) & (y0 <= h - 1) & (x0 >= -1) & (x0 <= w - 1)  # a corner in the map
+    # Top-left corners in [0, h] x [0, w] of the padded map keep a corner in the map; the
+    # others (and NaN positions) are clamped to a valid row and get weight 0.
+    row_y, row_x = y0.clamp(0, h), x0.clamp(0, w)
+    near = (row_y == y0) & (row_x == x0)
     near_mask = msk * near
     top, bottom = (1 - ly) * near_mask, ly * near_mask
     left = 1 - lx
@@ -87,8 +91,7 @@ def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntP
     padded_w = w + 2
     first = torch.arange(n * blocks, dtype=torch.int32, device=offset.device)
     first = first.view(n, 1, 1, blocks, 1) * ((h + 2) * padded_w)
-    row = torch.where(near, y0 + 1, 0).int() * padded_w + torch.where(near, x0 + 1, 0).int()
-    row = row + first
+    row = row_y.nan_to_num_(0).int() * padded_w + row_x.nan_to_num_(0).int() + first
     index = torch.stack((row, row + 1, row + padded_w, row + padded_w + 1), -1)
     return index.view(-1, 4), weight.view(-1, 4)
 
@@ -294,7 +297,7 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
                          f'got {tuple(mask.shape)}')
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f'x must be float32 or float64 for the pure-PyTorch deformable conv, '
-                        f"got {x.dtype}; use deform_impl='mmcv' for half precision")
+                        f"got {x.dtype}; for half precision on CUDA use deform_impl='mmcv'")
     if max_elements < 1:
         raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
 
