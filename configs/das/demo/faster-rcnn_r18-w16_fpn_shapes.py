@@ -69,3 +69,5 @@ default_hooks = dict(
     logger=dict(interval=25),
     checkpoint=dict(by_epoch=False, interval=max_iters, save_last=True, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
+# One fixed seed, so that a rerun starts from the same weights and data order.
+randomness = dict(seed=0)

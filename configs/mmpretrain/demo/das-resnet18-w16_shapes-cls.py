@@ -43,3 +43,5 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=15, max_keep_ckpts=1))
 custom_hooks = [dict(type='ClassNumCheckHook')]
+# One fixed seed, so that a rerun starts from the same weights and data order.
+randomness = dict(seed=0)
