@@ -149,7 +149,8 @@ def _swap_inner(cols: Tensor, a: int, b: int) -> Tensor:
 class SampledConvFunction(torch.autograd.Function):
     """``out[n, :, l] = W_g @ cols[l]`` with ``cols = S @ table``, chunked over positions.
 
-    ``table``: ``(n * blocks * h * w, block)``; ``corner_index`` / ``corner_weight``:
+    ``table``: ``(n * blocks * (h + 2) * (w + 2), block)``, the zero-padded input;
+    ``corner_index`` / ``corner_weight``:
     ``(rows, 4)``, rows ordered ``(position, block, tap)``; ``weight``: ``(groups, c_out /
     groups, k)``. The sampled rows give ``cols`` in ``(block, tap, channel)`` order; with
     ``channel_major`` they are reordered to the weight's own ``(block, channel, tap)`` order
@@ -174,10 +175,11 @@ class SampledConvFunction(torch.autograd.Function):
         ctx.rows_per_position = corner_index.shape[0] // (batch * positions)
         buffer = SampledConvFunction._buffer(ctx, table)
         for p0, p1 in ctx.chunks:
-            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
-                                             buffer)
+            cols, _ = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
+                                                buffer)
             segments = _image_segments(p0, p1, positions)
-            for g, w, c, out_rows in SampledConvFunction._groups(weight, cols):
+            for g, w, columns, out_rows in SampledConvFunction._groups(weight):
+                c = cols[:, columns]
                 if ctx.per_image:
                     for image, first, last, row in segments:
                         torch.mm(w, c[row:row + last - first].t(),
@@ -190,11 +192,11 @@ class SampledConvFunction(torch.autograd.Function):
         return out
 
     @staticmethod
-    def _groups(weight: Tensor, cols: Tensor):
-        """``(group, weight, columns of cols, output rows)`` for each conv group."""
+    def _groups(weight: Tensor):
+        """``(group, its weight, its columns of cols, its output rows)`` per conv group."""
         groups, c_group_out, k = weight.shape
         for g in range(groups):
-            yield (g, weight[g], cols[:, g * k:(g + 1) * k],
+            yield (g, weight[g], slice(g * k, (g + 1) * k),
                    slice(g * c_group_out, (g + 1) * c_group_out))
 
     @staticmethod
@@ -205,13 +207,16 @@ class SampledConvFunction(torch.autograd.Function):
 
     @staticmethod
     def _cols(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor, p0: int,
-              p1: int, buffer: Tensor) -> Tensor:
+              p1: int, buffer: Tensor) -> Tuple[Tensor, Tensor]:
+        """Sampled rows of positions ``p0:p1`` (in ``buffer``) and their sampling matrix."""
         r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
         sampling = _sampling_matrix(corner_index[r0:r1], corner_weight[r0:r1], table.shape[0])
         # In place with beta=0: ``sparse @ dense`` would zero-fill a buffer and copy it.
         cols = buffer[:r1 - r0].addmm_(sampling, table, beta=0)
         cols = cols.view(p1 - p0, -1)
-        return _swap_inner(cols, ctx.taps, table.shape[1]) if ctx.channel_major else cols
+        if ctx.channel_major:
+            cols = _swap_inner(cols, ctx.taps, table.shape[1])
+        return cols, sampling
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -225,13 +230,13 @@ class SampledConvFunction(torch.autograd.Function):
         need_grad_cols = need_table or need_corner
         grad_buffer = SampledConvFunction._buffer(ctx, table) if need_grad_cols else None
         for p0, p1 in ctx.chunks:
-            cols = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
-                                             cols_buffer)
-            grad_cols = grad_buffer[:cols.numel() // table.shape[1]].view(cols.shape) \
-                if need_grad_cols else None
+            r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
+            cols, sampling = SampledConvFunction._cols(ctx, table, corner_weight, corner_index,
+                                                       p0, p1, cols_buffer)
+            grad_cols = grad_buffer[:r1 - r0].view(cols.shape) if need_grad_cols else None
             segments = _image_segments(p0, p1, ctx.positions)
-            for g, w, c, out_rows in SampledConvFunction._groups(weight, cols):
-                columns = slice(g * c.shape[1], (g + 1) * c.shape[1])
+            for g, w, columns, out_rows in SampledConvFunction._groups(weight):
+                c = cols[:, columns]
                 if ctx.per_image:  # (out rows, positions) blocks of grad_out as they are
                     pieces = [(grad_out[image, out_rows, first:last], row, row + last - first)
                               for image, first, last, row in segments]
@@ -240,25 +245,22 @@ class SampledConvFunction(torch.autograd.Function):
                     for image, first, last, row in segments:
                         go_t[row:row + last - first] = grad_out[image, out_rows, first:last].t()
                     pieces = [(go_t.t(), 0, p1 - p0)]
-                for go, r0, r1 in pieces:
+                for go, first_row, last_row in pieces:
                     if need_weight:
-                        grad_weight[g].addmm_(go, c[r0:r1])
+                        grad_weight[g].addmm_(go, c[first_row:last_row])
                     if grad_cols is not None:
-                        torch.mm(go.t(), w, out=grad_cols[r0:r1, columns])
+                        torch.mm(go.t(), w, out=grad_cols[first_row:last_row, columns])
             if grad_cols is None:
                 continue
             if ctx.channel_major:
                 grad_cols = _swap_inner(grad_cols, table.shape[1], ctx.taps)
-            r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
             grad_rows = grad_cols.view(r1 - r0, -1)
-            index, corner = corner_index[r0:r1], corner_weight[r0:r1]
             if need_table:
-                grad_table.addmm_(_transposed_sampling_matrix(index, corner, table.shape[0]),
-                                  grad_rows)
-            if need_corner:
-                pattern = _sampling_matrix(index, corner, table.shape[0])
+                grad_table.addmm_(_transposed_sampling_matrix(
+                    corner_index[r0:r1], corner_weight[r0:r1], table.shape[0]), grad_rows)
+            if need_corner:  # the forward's sampling matrix as the pattern (beta=0: values unused)
                 grad_corner[r0:r1] = torch.sparse.sampled_addmm(
-                    pattern, grad_rows, table.t(), beta=0).values().view(-1, 4)
+                    sampling, grad_rows, table.t(), beta=0).values().view(-1, 4)
         return grad_table, grad_corner, None, grad_weight, None, None, None, None, None
 
 
