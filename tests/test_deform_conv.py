@@ -1,9 +1,14 @@
-"""Parity of the pure-PyTorch modulated deformable conv with mmcv's compiled kernel."""
+"""The pure-PyTorch modulated deformable conv against mmcv's compiled kernel and torchvision."""
+import math
+import random
+
 import pytest
 import torch
+import torchvision
 
 from mmdas.ops import (ModulatedDeformConv2dPack, check_impl, mmcv_ops_available,
                        modulated_deform_conv2d, modulated_deform_conv2d_torch, resolve_impl)
+from mmdas.ops.deform_conv_torch import ConvGeometry, plan_chunks
 
 needs_mmcv_ops = pytest.mark.skipif(not mmcv_ops_available(), reason='mmcv built without ops')
 
@@ -24,18 +29,23 @@ CASES = [
 ]
 
 
+def pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 def make_inputs(case, batch=2, offset_scale=3.0, seed=0):
     g = torch.Generator().manual_seed(seed)
-    k = case['k']
-    out_h = (case['h'] + 2 * case['padding'] - case['dilation'] * (k - 1) - 1) // case['stride'] + 1
-    out_w = (case['w'] + 2 * case['padding'] - case['dilation'] * (k - 1) - 1) // case['stride'] + 1
-    dg, taps = case['dg'], k * k
+    (kh, kw), (sh, sw) = pair(case['k']), pair(case['stride'])
+    (ph, pw), (dh, dw) = pair(case['padding']), pair(case['dilation'])
+    out_h = (case['h'] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (case['w'] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    dg, taps = case['dg'], kh * kw
     t = dict(dtype=torch.float64)
     x = torch.randn(batch, case['c_in'], case['h'], case['w'], generator=g, **t)
     # Large offsets so that many taps land outside the map and across its border.
     offset = torch.randn(batch, 2 * dg * taps, out_h, out_w, generator=g, **t) * offset_scale
     mask = torch.rand(batch, dg * taps, out_h, out_w, generator=g, **t)
-    weight = torch.randn(case['c_out'], case['c_in'] // case['groups'], k, k, generator=g, **t)
+    weight = torch.randn(case['c_out'], case['c_in'] // case['groups'], kh, kw, generator=g, **t)
     bias = torch.randn(case['c_out'], generator=g, **t)
     return [tensor.requires_grad_() for tensor in (x, offset, mask, weight, bias)]
 
@@ -69,21 +79,83 @@ def test_torch_path_matches_mmcv_kernel_forward_and_backward(case, batch):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-7, atol=1e-7, msg=name)
 
 
-@pytest.mark.parametrize('batch, dg', [(1, 1), (2, 2)])
-@pytest.mark.parametrize('c_out, h, w', [(6, 11, 9), (64, 3, 2)])  # per image / per chunk product
-@pytest.mark.parametrize('positions_per_chunk', [1, 4, 6, 8])  # parts of an image, whole images
-def test_position_chunking_gives_the_same_result_and_gradients(batch, dg, c_out, h, w,
-                                                               positions_per_chunk):
+@pytest.mark.parametrize('batch', [1, 3])
+@pytest.mark.parametrize('c_out, h, w', [(6, 11, 9), (64, 3, 2)])
+@pytest.mark.parametrize('max_elements', [1, 40, 150, 300, 10**9])
+def test_chunking_gives_the_same_result_and_gradients(batch, c_out, h, w, max_elements):
+    """Runs of output rows of one image (down to a single row), whole images, several images
+    per chunk and the whole batch at once all give the same output and gradients."""
     case = dict(c_in=4, c_out=c_out, h=h, w=w, k=3, stride=1, padding=1, dilation=1, groups=2,
-                dg=dg)
+                dg=2)
     inputs = make_inputs(case, batch=batch)
     out_ref, grads_ref = run(modulated_deform_conv2d_torch, inputs, case)
-    # A chunk holds max_elements // (c_in * 9) output positions.
-    out, grads = run(modulated_deform_conv2d_torch, inputs, case,
-                     max_elements=positions_per_chunk * 4 * 9)
+    out, grads = run(modulated_deform_conv2d_torch, inputs, case, max_elements=max_elements)
     torch.testing.assert_close(out, out_ref)
     for grad, grad_ref in zip(grads, grads_ref):
         torch.testing.assert_close(grad, grad_ref)
+
+
+@pytest.mark.parametrize('max_elements, expected', [
+    (10**9, [(0, 3, 0, 5)]),                            # the whole batch in one chunk
+    (2 * 5 * 180, [(0, 2, 0, 5), (2, 3, 0, 5)]),        # two images, then one
+    (5 * 180, [(0, 1, 0, 5), (1, 2, 0, 5), (2, 3, 0, 5)]),
+    (2 * 180, [(i, i + 1, r, min(5, r + 2)) for i in range(3) for r in (0, 2, 4)]),  # rows
+    (1, [(i, i + 1, r, r + 1) for i in range(3) for r in range(5)]),  # at least one row each
+])
+def test_chunks_are_whole_images_or_runs_of_rows(max_elements, expected):
+    # 5 output rows of 5 positions x 9 taps x 4 channels = 180 values per row
+    geometry = ConvGeometry(3, 4, (5, 5), 6, (3, 3), (1, 1), (1, 1), (1, 1), 1, 1)
+    chunks = plan_chunks(geometry, max_elements)
+    assert [(c.first_image, c.stop_image, c.first_row, c.stop_row) for c in chunks] == expected
+    covered = [p for c in chunks for p in range(*c.points(geometry).indices(10**6))]
+    assert covered == list(range(3 * 5 * 5 * 9))  # every sampled point once, in order
+
+
+def random_case(rng: random.Random) -> dict:
+    """A DCNv2 call with randomly drawn sizes, including 1-pixel maps and non-square kernels."""
+    groups, dg = rng.choice([1, 1, 2, 3]), rng.choice([1, 1, 2, 4])
+    c_in = groups * dg * rng.randint(1, 3) // math.gcd(groups, dg)
+    kh, kw = rng.choice([(1, 1), (3, 3), (3, 3), (2, 2), (1, 3), (3, 1), (5, 3), (4, 4)])
+    stride, dilation = (rng.randint(1, 3), rng.randint(1, 3)), (rng.randint(1, 2), rng.randint(1, 2))
+    padding = (rng.randint(0, kh), rng.randint(0, kw))
+    h, w = rng.choice([1, 2, 5, 9]), rng.choice([1, 3, 7])
+    # the output must not be empty
+    h = max(h, dilation[0] * (kh - 1) + 1 - 2 * padding[0])
+    w = max(w, dilation[1] * (kw - 1) + 1 - 2 * padding[1])
+    return dict(c_in=c_in, c_out=groups * rng.randint(1, 4), h=h, w=w, k=(kh, kw), stride=stride,
+                padding=padding, dilation=dilation, groups=groups, dg=dg,
+                batch=rng.randint(1, 3))
+
+
+def torchvision_dcn(x, offset, mask, weight, bias, stride, padding, dilation, groups, dg):
+    """torchvision's DCNv2 with mmcv's argument order (it infers groups from the shapes)."""
+    assert weight.shape[1] * groups == x.shape[1] and offset.shape[1] % dg == 0
+    return torchvision.ops.deform_conv2d(x, offset, weight, bias, stride, padding, dilation, mask)
+
+
+@pytest.mark.parametrize('seed', range(40))
+def test_torch_path_matches_torchvision_on_random_shapes(seed):
+    """An implementation nobody here wrote, in float64: forward and all five gradients."""
+    case = random_case(random.Random(seed))
+    inputs = make_inputs(case, batch=case['batch'], seed=seed)
+    out_ref, grads_ref = run(torchvision_dcn, inputs, case)
+    out, grads = run(modulated_deform_conv2d_torch, inputs, case)
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+    for name, grad, grad_ref in zip(('input', 'offset', 'mask', 'weight', 'bias'), grads,
+                                    grads_ref):
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-9, atol=1e-9, msg=name)
+
+
+@pytest.mark.parametrize('impl', ['torch', pytest.param('mmcv', marks=needs_mmcv_ops)])
+def test_channels_last_inputs_give_the_same_result(impl):
+    """mmcv's kernels read NCHW memory: the dispatch must not hand them channels-last tensors."""
+    case = dict(c_in=6, c_out=4, h=7, w=5, k=3, stride=1, padding=1, dilation=1, groups=1, dg=2)
+    inputs = [t.detach() for t in make_inputs(case)]
+    ref = modulated_deform_conv2d(*inputs, padding=1, deform_groups=2, impl=impl)
+    x, offset, mask = (t.contiguous(memory_format=torch.channels_last) for t in inputs[:3])
+    out = modulated_deform_conv2d(x, offset, mask, *inputs[3:], padding=1, deform_groups=2,
+                                  impl=impl)
+    torch.testing.assert_close(out, ref)
 
 
 def test_zero_offsets_and_unit_mask_equal_a_dense_conv():

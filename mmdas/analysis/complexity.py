@@ -39,15 +39,15 @@ def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 def sampled_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     """MACs of :class:`mmdas.ops.deform_conv_torch.SampledConvFunction`, counted the same way.
 
-    Its inputs are the channels-last table ``(rows, block)``, the corner weights ``(samples,
-    4)`` (one row per tap, block and position), the corner indices and the weight ``(groups,
-    c_out / groups, c_in / groups * kh * kw)``; its output is ``(n, c_out, positions)``.
+    Its inputs are the table ``(rows, C_in / deform_groups)``, the corner weights ``(points,
+    4)`` (one point per output position, tap and deformable group), the corner rows and the
+    weight ``(C_out, C_in / groups, kh, kw)``; its output is ``(N, C_out, H_out, W_out)``.
     """
-    block = get_shape(inputs[0])[1]
-    samples = get_shape(inputs[1])[0]
-    columns = get_shape(inputs[3])[2]
-    n, c_out, positions = get_shape(outputs[0])
-    return n * c_out * positions * columns + 4 * samples * block
+    group_channels = get_shape(inputs[0])[1]
+    points = get_shape(inputs[1])[0]
+    c_out, c_in_per_group, kh, kw = get_shape(inputs[3])
+    n, _, h_out, w_out = get_shape(outputs[0])
+    return n * c_out * h_out * w_out * c_in_per_group * kh * kw + 4 * points * group_channels
 
 
 def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:

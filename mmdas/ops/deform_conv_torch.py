@@ -2,32 +2,43 @@
 
 Zhu et al., "Deformable ConvNets v2: More Deformable, Better Results", CVPR 2019.
 
-Same semantics and tensor layout as mmcv's ``modulated_deform_conv2d``: offsets are
-``(dy, dx)`` pairs interleaved per kernel tap (taps in row-major order, one block of
-``2 * kh * kw`` channels per deformable group), the mask has ``kh * kw`` channels per group,
-and a sample falling outside the map reads zeros (bilinear with zero padding).
+Same semantics and tensor layout as mmcv's ``modulated_deform_conv2d`` (and torchvision's
+``deform_conv2d`` with a mask): offsets are ``(dy, dx)`` pairs interleaved per kernel tap (taps
+in row-major order, one block of ``2 * kh * kw`` channels per deformable group), the mask has
+``kh * kw`` channels per group, and a sample falling outside the map reads zeros.
 
-Bilinear sampling with a mask is a sparse matrix with four entries per sampled point (the
-corner pixels, weighted by bilinear weight x mask), so the layer is
+How one call works
+------------------
+1. **Plan** (:func:`bilinear_corners`, :func:`plan_chunks`). A *sampled point* is one output
+   position, one kernel tap and one deformable group. It reads four corner pixels of the input,
+   each weighted by its bilinear weight times the point's mask value. The plan holds, per point,
+   the four corners' rows in the *table* (the input zero-padded by one pixel, channels last: one
+   row per pixel and deformable group) and their four weights. Points are ordered
+   ``(image, out_y, tap_y, out_x, tap_x, group)``, so the sampled values of consecutive output
+   rows form a channels-last *taps image* of ``kh * rows`` x ``kw * out_w`` pixels in which each
+   ``kh x kw`` patch holds one output position's taps.
+2. **Sampling** (sparse x dense): ``taps = S @ table``, ``S`` the CSR matrix of the plan (four
+   entries per point).
+3. **Product** (dense conv): ``out = conv2d(taps, weight, stride=(kh, kw), groups=groups)``: the
+   conv with stride equal to its kernel multiplies each patch with the weight, as im2col + GEMM
+   would, through the same convolution kernels as a dense conv.
 
-    cols = S @ X        (sparse CSR x dense: every tap of every output position, mask included)
-    out  = W @ cols^T   (one dense matrix multiply, as im2col + GEMM)
+The backward is the conv's own backward (gradients of the taps and of the weight), then
+``S^T @ grad_taps`` for the table (hence the input) and ``grad_taps`` sampled at ``S``'s
+pattern against the table (``torch.sparse.sampled_addmm``) for the corner weights, from which
+autograd reaches the offsets and the mask. The mask is folded into the corner weights, so it
+costs no pass over the sampled values.
 
-with ``X`` the input in channels-last rows. The backward is three more products: ``S^T @
-grad_cols`` for the input, ``grad_cols`` sampled at ``S``'s pattern against ``X``
-(``torch.sparse.sampled_addmm``) for the corner weights, from which autograd reaches the
-offsets and the mask, and the dense ``grad_out @ cols`` for the weight. The mask is folded
-into the corner weights, so it costs no pass over the sampled values.
-
-The sampled-taps tensor ``cols`` has ``batch * in_channels * kh * kw * out_h * out_w``
-elements. It is never kept: output positions are processed in chunks of at most
-``max_elements`` sampled values through one reused buffer, and backward samples each chunk
-again (one more sparse product, cheaper than writing and keeping the whole tensor). What
-autograd keeps is the padded input and four corner indices and weights per sampled point.
+Memory: the taps image has ``N * C_in * kh * kw * H_out * W_out`` values and is never kept. It is
+built in chunks of at most ``max_elements`` values (whole images, or runs of output rows of one
+image) through one reused buffer, and sampled again in backward; autograd keeps the padded input
+and four int32 rows and four weights per sampled point.
 """
 import math
 import warnings
-from typing import List, Optional, Tuple
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -35,233 +46,328 @@ from torch import Tensor
 
 IntPair = Tuple[int, int]
 
-#: Default bound on the sampled-taps chunk (elements); 2**20 float32 values = 4 MiB.
-DEFAULT_MAX_ELEMENTS = 2**20
-
-# The CSR matrices below are internal temporaries; torch's "beta" notice is not for users.
-warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')
+#: Default bound on the values of one chunk of the taps image; 2**22 float32 values = 16 MiB.
+DEFAULT_MAX_ELEMENTS = 2**22
 
 
 def _pair(value) -> IntPair:
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _bilinear_corners(offset: Tensor, mask: Tensor, in_hw: IntPair, kernel: IntPair,
-                      stride: IntPair, padding: IntPair, dilation: IntPair, deform_groups: int,
-                      blocks: int) -> Tuple[Tensor, Tensor]:
-    """Corner pixels and weights of every sampled point.
+@contextmanager
+def _sparse_beta_notice_silenced() -> Iterator[None]:
+    """Our CSR matrices are internal temporaries; torch's "beta" notice is not for our users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')
+        yield
 
-    Rows are ordered ``(n, out_y, out_x, block, tap)``: the input's channels are split into
-    ``blocks`` equal blocks, each inside one deformable group. Returns ``(index, weight)``,
-    both ``(rows, 4)``: the row of each corner in the channels-last table of the input
-    zero-padded by one pixel, ``(n, block, h + 2, w + 2)``, and its weight (bilinear weight x
-    mask). The padding holds the corners just outside the map; a point with no corner in the
-    map gets weight 0. ``weight`` carries autograd to ``offset`` and ``mask``.
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The sizes of one deformable conv call."""
+    batch: int
+    in_channels: int
+    in_hw: IntPair
+    out_channels: int
+    kernel: IntPair
+    stride: IntPair
+    padding: IntPair
+    dilation: IntPair
+    groups: int
+    deform_groups: int
+
+    @property
+    def out_hw(self) -> IntPair:
+        return tuple((size + 2 * pad - dil * (k - 1) - 1) // step + 1 for size, pad, dil, k, step
+                     in zip(self.in_hw, self.padding, self.dilation, self.kernel, self.stride))
+
+    @property
+    def taps(self) -> int:
+        return self.kernel[0] * self.kernel[1]
+
+    @property
+    def group_channels(self) -> int:
+        """Input channels per deformable group: the columns of the table."""
+        return self.in_channels // self.deform_groups
+
+    @property
+    def padded_hw(self) -> IntPair:
+        return self.in_hw[0] + 2, self.in_hw[1] + 2
+
+    @property
+    def table_rows(self) -> int:
+        return self.batch * self.deform_groups * self.padded_hw[0] * self.padded_hw[1]
+
+    @property
+    def points_per_out_row(self) -> int:
+        """Sampled points of one output row of one image."""
+        return self.taps * self.out_hw[1] * self.deform_groups
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Output rows ``first_row:stop_row`` of images ``first_image:stop_image``: whole images,
+    or a run of rows of one image. Its sampled points are one contiguous range."""
+    first_image: int
+    stop_image: int
+    first_row: int
+    stop_row: int
+
+    def points(self, geometry: ConvGeometry) -> slice:
+        per_row, out_h = geometry.points_per_out_row, geometry.out_hw[0]
+        first = (self.first_image * out_h + self.first_row) * per_row
+        stop = ((self.stop_image - 1) * out_h + self.stop_row) * per_row
+        return slice(first, stop)
+
+    def out_index(self) -> Tuple[slice, slice, slice]:
+        """Where the chunk's result goes in the ``(N, C_out, H_out, W_out)`` output."""
+        return (slice(self.first_image, self.stop_image), slice(None),
+                slice(self.first_row, self.stop_row))
+
+
+def _balanced_part_size(total: int, most: int) -> int:
+    """Size of each part when ``total`` is cut into the fewest parts of at most ``most``,
+    made as equal as can be (the last part may be smaller)."""
+    parts = math.ceil(total / most)
+    return math.ceil(total / parts)
+
+
+def plan_chunks(geometry: ConvGeometry, max_elements: int) -> Tuple[Chunk, ...]:
+    """Cut the output into chunks whose taps hold at most ``max_elements`` values: runs of whole
+    images where one image fits, otherwise runs of output rows of each image (at least one)."""
+    (out_h, _), batch = geometry.out_hw, geometry.batch
+    row_values = geometry.points_per_out_row * geometry.group_channels
+    if out_h * row_values <= max_elements:
+        step = _balanced_part_size(batch, max_elements // (out_h * row_values))
+        return tuple(Chunk(first, min(batch, first + step), 0, out_h)
+                     for first in range(0, batch, step))
+    step = _balanced_part_size(out_h, max(1, max_elements // row_values))
+    return tuple(Chunk(image, image + 1, first, min(out_h, first + step))
+                 for image in range(batch) for first in range(0, out_h, step))
+
+
+def bilinear_corners(offset: Tensor, mask: Tensor, geometry: ConvGeometry) -> Tuple[Tensor, Tensor]:
+    """The four corners of every sampled point: their table rows and their weights.
+
+    Returns ``(corner_rows, corner_weights)``, both ``(points, 4)`` with points ordered
+    ``(image, out_y, tap_y, out_x, tap_x, group)`` and corners ``(top-left, top-right,
+    bottom-left, bottom-right)``. ``corner_rows`` (int32) index the table of the input
+    zero-padded by one pixel; the padding holds the corners just outside the map, and a point
+    with no corner inside the map gets weight 0 (its rows are clamped to valid ones).
+    ``corner_weights`` (bilinear weight x mask) carry autograd to ``offset`` and ``mask``.
     """
-    h, w = in_hw
-    kh, kw = kernel
-    n, _, out_h, out_w = offset.shape
-    taps = kh * kw
-    # (n, out_y, out_x, group, tap, yx)
-    off = offset.view(n, deform_groups, taps, 2, out_h, out_w).permute(0, 4, 5, 1, 2, 3)
-    msk = mask.view(n, deform_groups, taps, out_h, out_w).permute(0, 3, 4, 1, 2)
-    if blocks != deform_groups:  # several blocks per deformable group share its offsets
-        group_of_block = torch.arange(blocks, device=offset.device) * deform_groups // blocks
-        off, msk = off[:, :, :, group_of_block], msk[:, :, :, group_of_block]
-    kwargs = dict(dtype=offset.dtype, device=offset.device)
-    tap_y = (torch.arange(kh, **kwargs) * dilation[0]).repeat_interleave(kw)
-    tap_x = (torch.arange(kw, **kwargs) * dilation[1]).repeat(kh)
-    # Positions in the padded map (+1); contiguous, so that the elementwise ops below run fast.
-    out_y = torch.arange(out_h, **kwargs) * stride[0] + (1 - padding[0])
-    out_x = torch.arange(out_w, **kwargs) * stride[1] + (1 - padding[1])
-    py = (off[..., 0] + (out_y.view(out_h, 1, 1, 1) + tap_y)).contiguous()
-    px = (off[..., 1] + (out_x.view(1, out_w, 1, 1) + tap_x)).contiguous()
+    g = geometry
+    (h, w), (pad_h, pad_w) = g.in_hw, g.padded_hw
+    (kh, kw), (out_h, out_w) = g.kernel, g.out_hw
+    n, groups = g.batch, g.deform_groups
+    # Coordinate-major, so that every elementwise op below runs over long contiguous rows:
+    # offset (n, group, tap_y, tap_x, yx, out_y, out_x) -> (yx, points), mask -> (points,)
+    off = offset.view(n, groups, kh, kw, 2, out_h, out_w).permute(4, 0, 5, 2, 6, 3, 1)
+    msk = mask.view(n, groups, kh, kw, out_h, out_w).permute(0, 4, 2, 5, 3, 1).reshape(-1)
+    like = dict(dtype=offset.dtype, device=offset.device)
+    # Where each tap of each output position reads without offsets, in the padded map.
+    base_y = torch.arange(out_h, **like).view(-1, 1) * g.stride[0] \
+        + torch.arange(kh, **like) * g.dilation[0] + (1 - g.padding[0])
+    base_x = torch.arange(out_w, **like).view(-1, 1) * g.stride[1] \
+        + torch.arange(kw, **like) * g.dilation[1] + (1 - g.padding[1])
+    base = torch.stack(torch.broadcast_tensors(base_y.view(out_h, kh, 1, 1),
+                                               base_x.view(1, 1, out_w, kw)))
+    yx = (off + base.view(2, 1, out_h, kh, out_w, kw, 1)).reshape(2, -1)
 
-    y0, x0 = torch.floor(py.detach()), torch.floor(px.detach())
-    ly, lx = py - y0, px - x0
-    # Top-left corners in [0, h] x [0, w] of the padded map keep a corner in the map; the
+    top_left = torch.floor(yx.detach())
+    # A top-left corner in [0, h] x [0, w] of the padded map keeps a corner inside the map; the
     # others (and NaN positions) are clamped to a valid row and get weight 0.
-    row_y, row_x = y0.clamp(0, h), x0.clamp(0, w)
-    near = (row_y == y0) & (row_x == x0)
-    near_mask = msk * near
-    top, bottom = (1 - ly) * near_mask, ly * near_mask
-    left = 1 - lx
-    weight = torch.stack((top * left, top * lx, bottom * left, bottom * lx), -1)
-    # int32 indices: MKL's sparse routines take them without a conversion.
-    padded_w = w + 2
-    first = torch.arange(n * blocks, dtype=torch.int32, device=offset.device)
-    first = first.view(n, 1, 1, blocks, 1) * ((h + 2) * padded_w)
-    row = row_y.nan_to_num_(0).int() * padded_w + row_x.nan_to_num_(0).int() + first
-    index = torch.stack((row, row + 1, row + padded_w, row + padded_w + 1), -1)
-    return index.view(-1, 4), weight.view(-1, 4)
+    clamped = torch.minimum(top_left.clamp(min=0), top_left.new_tensor([[h], [w]]))
+    inside = (clamped == top_left).all(0)
+    frac = yx - top_left
+    near = 1 - frac
+    masked = msk * inside
+    vertical = torch.stack((near[0] * masked, frac[0] * masked))  # top, bottom
+    horizontal = torch.stack((near[1], frac[1]))  # left, right
+    # (top, bottom) x (left, right): top-left, top-right, bottom-left, bottom-right
+    weights = vertical.unsqueeze(1) * horizontal.unsqueeze(0)  # (2, 2, points)
+    # int32 rows: MKL's sparse routines take them without a conversion.
+    row_yx = clamped.nan_to_num_(0).int()
+    image_group = torch.arange(n * groups, dtype=torch.int32, device=offset.device)
+    first_row = (image_group * (pad_h * pad_w)).view(n, 1, 1, 1, 1, groups)
+    rows = (row_yx[0] * pad_w + row_yx[1]).view(n, out_h, kh, out_w, kw, groups) + first_row
+    corner_steps = torch.tensor([[0, 1], [pad_w, pad_w + 1]], dtype=torch.int32,
+                                device=offset.device)
+    corners = rows.view(1, 1, -1) + corner_steps.unsqueeze(-1)  # (2, 2, points)
+    # One transposing copy each into the (points, 4) layout of the sparse matrix (the (2, 2)
+    # split lets the copy kernel run several times faster than a (4, points) transpose).
+    return (corners.permute(2, 0, 1).contiguous().view(-1, 4),
+            weights.permute(2, 0, 1).contiguous().view(-1, 4))
 
 
-def _sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) -> Tensor:
-    """CSR matrix ``(rows, table_rows)`` with each row's four corner weights."""
-    rows = index.shape[0]
-    crow = torch.arange(0, 4 * rows + 1, 4, dtype=index.dtype, device=index.device)
-    return torch.sparse_csr_tensor(crow, index.view(-1), weight.reshape(-1),
-                                   (rows, table_rows), check_invariants=False)
+def padded_table(x: Tensor, geometry: ConvGeometry) -> Tensor:
+    """The input zero-padded by one pixel, one row per (image, group, y, x), channels of the
+    group as columns; row-major (a column-major view would be copied by every sparse product)."""
+    g = geometry
+    (h, w), (pad_h, pad_w) = g.in_hw, g.padded_hw
+    table = x.new_zeros(g.batch, g.deform_groups, pad_h, pad_w, g.group_channels)
+    table[:, :, 1:h + 1, 1:w + 1] = x.view(g.batch, g.deform_groups, g.group_channels, h,
+                                         w).permute(0, 1, 3, 4, 2)
+    return table.view(-1, g.group_channels)
 
 
-def _transposed_sampling_matrix(index: Tensor, weight: Tensor, table_rows: int) -> Tensor:
-    """CSR matrix ``(table_rows, rows)``, the transpose of :func:`_sampling_matrix`."""
-    flat = index.view(-1)
+def _sampling_matrix(corner_rows: Tensor, corner_weights: Tensor, table_rows: int) -> Tensor:
+    """CSR ``(points, table_rows)``: row ``p`` holds point ``p``'s four corner weights."""
+    points = corner_rows.shape[0]
+    crow = torch.arange(0, 4 * points + 1, 4, dtype=corner_rows.dtype, device=corner_rows.device)
+    with _sparse_beta_notice_silenced():
+        return torch.sparse_csr_tensor(crow, corner_rows.view(-1), corner_weights.reshape(-1),
+                                       (points, table_rows), check_invariants=False)
+
+
+def _transposed_sampling_matrix(corner_rows: Tensor, corner_weights: Tensor,
+                                table_rows: int) -> Tensor:
+    """CSR ``(table_rows, points)``, the transpose of :func:`_sampling_matrix`."""
+    flat = corner_rows.view(-1)
     order = torch.argsort(flat, stable=True)
     crow = torch.zeros(table_rows + 1, dtype=flat.dtype, device=flat.device)
     torch.cumsum(torch.bincount(flat, minlength=table_rows), 0, dtype=flat.dtype, out=crow[1:])
-    return torch.sparse_csr_tensor(crow, (order // 4).to(flat.dtype), weight.reshape(-1)[order],
-                                   (table_rows, index.shape[0]), check_invariants=False)
+    with _sparse_beta_notice_silenced():
+        return torch.sparse_csr_tensor(crow, (order // 4).to(flat.dtype),
+                                       corner_weights.reshape(-1)[order],
+                                       (table_rows, corner_rows.shape[0]), check_invariants=False)
 
 
-def _even(total: int, most: int) -> int:
-    """Size of each of the fewest parts of ``total`` of at most ``most``, made as even as can be."""
-    return -(-total // -(-total // most))
+@dataclass(frozen=True)
+class SampledConvPlan:
+    """What :class:`SampledConvFunction` needs besides tensors: sizes, chunks and the memory
+    format of the output (the input's, as for ``conv2d``)."""
+    geometry: ConvGeometry
+    chunks: Tuple[Chunk, ...]
+    out_format: torch.memory_format = torch.contiguous_format
 
-
-def _chunks(batch: int, positions: int, chunk: int) -> List[Tuple[int, int]]:
-    """Flat output-position ranges of at most ``chunk`` positions: whole images, or parts
-    of one image when an image alone has more than ``chunk`` positions."""
-    if chunk >= positions:
-        step = _even(batch, chunk // positions) * positions
-        return [(p0, min(batch * positions, p0 + step))
-                for p0 in range(0, batch * positions, step)]
-    step = _even(positions, chunk)
-    return [(image * positions + first, image * positions + min(positions, first + step))
-            for image in range(batch) for first in range(0, positions, step)]
-
-
-def _image_segments(p0: int, p1: int, positions: int) -> List[Tuple[int, int, int, int]]:
-    """``(image, first, last, row in chunk)`` for flat output positions ``p0:p1``."""
-    segments = []
-    for image in range(p0 // positions, (p1 - 1) // positions + 1):
-        first = max(p0, image * positions) - image * positions
-        last = min(p1, (image + 1) * positions) - image * positions
-        segments.append((image, first, last, image * positions + first - p0))
-    return segments
-
-
-def _swap_inner(cols: Tensor, a: int, b: int) -> Tensor:
-    """Rows ``(..., a, b)`` of ``cols`` reordered to ``(..., b, a)`` (a copy)."""
-    return cols.view(cols.shape[0], -1, a, b).transpose(2, 3).reshape(cols.shape[0], -1)
+    def buffer_values(self) -> int:
+        """Values of the largest chunk's taps image (the size of the reused buffer)."""
+        return max(c.points(self.geometry).stop - c.points(self.geometry).start
+                   for c in self.chunks) * self.geometry.group_channels
 
 
 class SampledConvFunction(torch.autograd.Function):
-    """``out[n, :, l] = W_g @ cols[l]`` with ``cols = S @ table``, chunked over positions.
+    """``out = conv2d(S @ table as a taps image, weight, stride=kernel)``, chunk by chunk.
 
-    ``table``: ``(n * blocks * (h + 2) * (w + 2), block)``, the zero-padded input;
-    ``corner_index`` / ``corner_weight``:
-    ``(rows, 4)``, rows ordered ``(position, block, tap)``; ``weight``: ``(groups, c_out /
-    groups, k)``. The sampled rows give ``cols`` in ``(block, tap, channel)`` order; with
-    ``channel_major`` they are reordered to the weight's own ``(block, channel, tap)`` order
-    before the product (cheaper than reordering the weight when it is the larger of the two).
-    Output ``(n, c_out, positions)``.
+    Inputs: ``table`` ``(table_rows, C_in / deform_groups)``, ``corner_weights`` and
+    ``corner_rows`` ``(points, 4)``, ``weight`` ``(C_out, C_in / groups, kh, kw)`` and the
+    :class:`SampledConvPlan`. Output ``(N, C_out, H_out, W_out)`` in the plan's memory format.
 
-    The dense product runs per image (``W @ cols^T`` straight into the output) when an image
-    has at least as many positions as the weight has rows; otherwise once per chunk of whole
-    images (``cols @ W^T``, then transposed into the output), so that a large weight with few
-    positions per image (late stages) is read once per chunk, not once per image.
+    The conv runs on a channels-last taps image, so it wants a channels-last weight: a weight
+    in another layout is converted once per call (layers keep theirs channels-last). With a
+    single chunk the taps image is kept for backward (at most ``max_elements`` values);
+    otherwise backward samples each chunk again.
     """
 
     @staticmethod
-    def forward(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor,
-                weight: Tensor, batch: int, positions: int, chunk: int, taps: int,
-                channel_major: bool) -> Tensor:
-        groups, c_group_out, _ = weight.shape
-        out = table.new_empty(batch, groups * c_group_out, positions)
-        ctx.chunks = _chunks(batch, positions, chunk)
-        ctx.positions, ctx.taps, ctx.channel_major = positions, taps, channel_major
-        ctx.per_image = positions >= c_group_out
-        ctx.rows_per_position = corner_index.shape[0] // (batch * positions)
-        buffer = SampledConvFunction._buffer(ctx, table)
-        for p0, p1 in ctx.chunks:
-            cols, _ = SampledConvFunction._cols(ctx, table, corner_weight, corner_index, p0, p1,
-                                                buffer)
-            segments = _image_segments(p0, p1, positions)
-            for g, w, columns, out_rows in SampledConvFunction._groups(weight):
-                c = cols[:, columns]
-                if ctx.per_image:
-                    for image, first, last, row in segments:
-                        torch.mm(w, c[row:row + last - first].t(),
-                                 out=out[image, out_rows, first:last])
-                    continue
-                product = c @ w.t()
-                for image, first, last, row in segments:
-                    out[image, out_rows, first:last] = product[row:row + last - first].t()
-        ctx.save_for_backward(table, corner_weight, corner_index, weight)
+    def forward(ctx, table: Tensor, corner_weights: Tensor, corner_rows: Tensor, weight: Tensor,
+                plan: SampledConvPlan) -> Tensor:
+        geometry = plan.geometry
+        weight = weight.contiguous(memory_format=torch.channels_last)
+        buffer = table.new_empty(plan.buffer_values())
+        out = kept_taps = None
+        for chunk in plan.chunks:
+            taps, _ = _sample_taps(table, corner_weights, corner_rows, chunk, geometry, buffer)
+            result = F.conv2d(taps, weight, None, geometry.kernel, 0, 1, geometry.groups)
+            if len(plan.chunks) == 1:
+                out, kept_taps = result.contiguous(memory_format=plan.out_format), taps
+                break
+            if out is None:
+                out = torch.empty(geometry.batch, geometry.out_channels, *geometry.out_hw,
+                                  dtype=result.dtype, device=result.device,
+                                  memory_format=plan.out_format)
+            out[chunk.out_index()] = result
+        ctx.plan = plan
+        ctx.save_for_backward(table, corner_weights, corner_rows, weight, kept_taps)
         return out
 
     @staticmethod
-    def _groups(weight: Tensor):
-        """``(group, its weight, its columns of cols, its output rows)`` per conv group."""
-        groups, c_group_out, k = weight.shape
-        for g in range(groups):
-            yield (g, weight[g], slice(g * k, (g + 1) * k),
-                   slice(g * c_group_out, (g + 1) * c_group_out))
-
-    @staticmethod
-    def _buffer(ctx, table: Tensor) -> Tensor:
-        """One chunk's sampled rows; reused by every chunk (fresh pages cost time)."""
-        longest = max(p1 - p0 for p0, p1 in ctx.chunks)
-        return table.new_empty(longest * ctx.rows_per_position, table.shape[1])
-
-    @staticmethod
-    def _cols(ctx, table: Tensor, corner_weight: Tensor, corner_index: Tensor, p0: int,
-              p1: int, buffer: Tensor) -> Tuple[Tensor, Tensor]:
-        """Sampled rows of positions ``p0:p1`` (in ``buffer``) and their sampling matrix."""
-        r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
-        sampling = _sampling_matrix(corner_index[r0:r1], corner_weight[r0:r1], table.shape[0])
-        # In place with beta=0: ``sparse @ dense`` would zero-fill a buffer and copy it.
-        cols = buffer[:r1 - r0].addmm_(sampling, table, beta=0)
-        cols = cols.view(p1 - p0, -1)
-        if ctx.channel_major:
-            cols = _swap_inner(cols, ctx.taps, table.shape[1])
-        return cols, sampling
-
-    @staticmethod
     def backward(ctx, grad_out: Tensor):
-        table, corner_weight, corner_index, weight = ctx.saved_tensors
-        need_table, need_corner, _, need_weight = ctx.needs_input_grad[:4]
-        grad_out = grad_out.contiguous()
+        table, corner_weights, corner_rows, weight, kept_taps = ctx.saved_tensors
+        plan, geometry = ctx.plan, ctx.plan.geometry
+        need_table, need_corners, _, need_weight, _ = ctx.needs_input_grad
+        need_taps = need_table or need_corners
         grad_table = torch.zeros_like(table) if need_table else None
-        grad_corner = torch.empty_like(corner_weight) if need_corner else None
+        grad_corners = torch.empty_like(corner_weights) if need_corners else None
         grad_weight = torch.zeros_like(weight) if need_weight else None
-        cols_buffer = SampledConvFunction._buffer(ctx, table)
-        need_grad_cols = need_table or need_corner
-        grad_buffer = SampledConvFunction._buffer(ctx, table) if need_grad_cols else None
-        for p0, p1 in ctx.chunks:
-            r0, r1 = p0 * ctx.rows_per_position, p1 * ctx.rows_per_position
-            cols, sampling = SampledConvFunction._cols(ctx, table, corner_weight, corner_index,
-                                                       p0, p1, cols_buffer)
-            grad_cols = grad_buffer[:r1 - r0].view(cols.shape) if need_grad_cols else None
-            segments = _image_segments(p0, p1, ctx.positions)
-            for g, w, columns, out_rows in SampledConvFunction._groups(weight):
-                c = cols[:, columns]
-                if ctx.per_image:  # (out rows, positions) blocks of grad_out as they are
-                    pieces = [(grad_out[image, out_rows, first:last], row, row + last - first)
-                              for image, first, last, row in segments]
-                else:  # one (positions, out rows) block for the chunk
-                    go_t = grad_out.new_empty(p1 - p0, w.shape[0])
-                    for image, first, last, row in segments:
-                        go_t[row:row + last - first] = grad_out[image, out_rows, first:last].t()
-                    pieces = [(go_t.t(), 0, p1 - p0)]
-                for go, first_row, last_row in pieces:
-                    if need_weight:
-                        grad_weight[g].addmm_(go, c[first_row:last_row])
-                    if grad_cols is not None:
-                        torch.mm(go.t(), w, out=grad_cols[first_row:last_row, columns])
-            if grad_cols is None:
+        buffer = table.new_empty(plan.buffer_values()) if kept_taps is None else None
+        for chunk in plan.chunks:
+            # The taps are only needed for the weight's gradient; the matrix always is.
+            taps, sampling = _sample_taps(table, corner_weights, corner_rows, chunk, geometry,
+                                          buffer, values=need_weight and kept_taps is None)
+            grad_taps, chunk_grad_weight, _ = torch.ops.aten.convolution_backward(
+                grad_out[chunk.out_index()], kept_taps if taps is None else taps, weight, None,
+                list(geometry.kernel), [0, 0], [1, 1], False, [0, 0], geometry.groups,
+                [need_taps, need_weight, False])
+            if need_weight:
+                grad_weight += chunk_grad_weight
+            if not need_taps:
                 continue
-            if ctx.channel_major:
-                grad_cols = _swap_inner(grad_cols, table.shape[1], ctx.taps)
-            grad_rows = grad_cols.view(r1 - r0, -1)
+            # (images, C_in, kh * rows, kw * out_w) channels-last -> one row per sampled point
+            grad_values = grad_taps.permute(0, 2, 3, 1).reshape(-1, geometry.group_channels)
+            points = chunk.points(geometry)
             if need_table:
                 grad_table.addmm_(_transposed_sampling_matrix(
-                    corner_index[r0:r1], corner_weight[r0:r1], table.shape[0]), grad_rows)
-            if need_corner:  # the forward's sampling matrix as the pattern (beta=0: values unused)
-                grad_corner[r0:r1] = torch.sparse.sampled_addmm(
-                    sampling, grad_rows, table.t(), beta=0).values().view(-1, 4)
-        return grad_table, grad_corner, None, grad_weight, None, None, None, None, None
+                    corner_rows[points], corner_weights[points], geometry.table_rows),
+                    grad_values)
+            if need_corners:  # the forward's matrix as the pattern (beta=0: its values unused)
+                grad_corners[points] = torch.sparse.sampled_addmm(
+                    sampling, grad_values, table.t(), beta=0).values().view(-1, 4)
+        return grad_table, grad_corners, None, grad_weight, None
+
+
+def _sample_taps(table: Tensor, corner_weights: Tensor, corner_rows: Tensor, chunk: Chunk,
+                 geometry: ConvGeometry, buffer: Tensor,
+                 values: bool = True) -> Tuple[Optional[Tensor], Tensor]:
+    """The chunk's taps image ``(images, C_in, kh * rows, kw * out_w)`` (a channels-last view of
+    ``buffer``; None unless ``values``) and its sampling matrix."""
+    points = chunk.points(geometry)
+    sampling = _sampling_matrix(corner_rows[points], corner_weights[points], geometry.table_rows)
+    if not values:
+        return None, sampling
+    count = points.stop - points.start
+    sampled = buffer[:count * geometry.group_channels].view(count, geometry.group_channels)
+    # In place with beta=0: ``sparse @ dense`` would zero-fill a new tensor and copy it.
+    sampled.addmm_(sampling, table, beta=0)
+    kh, kw = geometry.kernel
+    images = chunk.stop_image - chunk.first_image
+    rows = chunk.stop_row - chunk.first_row
+    taps = sampled.view(images, kh * rows, kw * geometry.out_hw[1], geometry.in_channels)
+    return taps.permute(0, 3, 1, 2), sampling
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """Channels-last for a channels-last (and not also contiguous) map, else contiguous."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _check_arguments(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
+                     geometry: ConvGeometry, max_elements: int) -> None:
+    g = geometry
+    c_in, groups, deform_groups = g.in_channels, g.groups, g.deform_groups
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f'x must be float32 or float64 for the pure-PyTorch deformable conv, '
+                        f"got {x.dtype}; for half precision on CUDA use deform_impl='mmcv'")
+    if c_in != weight.shape[1] * groups:
+        raise ValueError(f'x has {c_in} channels but weight expects in_channels = '
+                         f'{weight.shape[1]} * groups({groups}) = {weight.shape[1] * groups}')
+    if c_in % deform_groups:
+        raise ValueError(f'in_channels ({c_in}) must be divisible by deform_groups '
+                         f'({deform_groups})')
+    if g.out_channels % groups:
+        raise ValueError(f'out_channels ({g.out_channels}) must be divisible by groups ({groups})')
+    if min(g.out_hw) < 1:
+        raise ValueError(f'the output would be empty ({g.out_hw}) for an input of {g.in_hw}')
+    expected_offset = (g.batch, 2 * deform_groups * g.taps, *g.out_hw)
+    if tuple(offset.shape) != expected_offset:
+        raise ValueError(f'offset must have shape {expected_offset}, got {tuple(offset.shape)}')
+    expected_mask = (g.batch, deform_groups * g.taps, *g.out_hw)
+    if tuple(mask.shape) != expected_mask:
+        raise ValueError(f'mask must have shape {expected_mask}, got {tuple(mask.shape)}')
+    if max_elements < 1:
+        raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
 
 
 def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
@@ -276,55 +382,25 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
         mask: ``(N, deform_groups * kh * kw, H_out, W_out)``, already through a sigmoid.
         weight: ``(C_out, C_in / groups, kh, kw)``.
         bias: ``(C_out,)`` or None.
-        max_elements: bound on the sampled-taps chunk held at once (see the module notes).
-    """
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    n, c, h, w = x.shape
-    c_out, c_per_group, kh, kw = weight.shape
-    if c != c_per_group * groups:
-        raise ValueError(f'x has {c} channels but weight expects in_channels = '
-                         f'{c_per_group} * groups({groups}) = {c_per_group * groups}')
-    if c % deform_groups:
-        raise ValueError(f'in_channels ({c}) must be divisible by deform_groups ({deform_groups})')
-    if c_out % groups:
-        raise ValueError(f'out_channels ({c_out}) must be divisible by groups ({groups})')
-    out_h = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    out_w = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    taps = kh * kw
-    expected_offset = (n, 2 * deform_groups * taps, out_h, out_w)
-    if tuple(offset.shape) != expected_offset:
-        raise ValueError(f'offset must have shape {expected_offset}, got {tuple(offset.shape)}')
-    if tuple(mask.shape) != (n, deform_groups * taps, out_h, out_w):
-        raise ValueError(f'mask must have shape {(n, deform_groups * taps, out_h, out_w)}, '
-                         f'got {tuple(mask.shape)}')
-    if x.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f'x must be float32 or float64 for the pure-PyTorch deformable conv, '
-                        f"got {x.dtype}; for half precision on CUDA use deform_impl='mmcv'")
-    if max_elements < 1:
-        raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
+        max_elements: bound on the values of the taps image held at once (see module notes).
 
-    # Channel blocks that lie in one deformable group and one conv group each.
-    block = math.gcd(c // deform_groups, c // groups)
-    blocks = c // block
-    index, corner_weight = _bilinear_corners(offset, mask, (h, w), (kh, kw), stride, padding,
-                                             dilation, deform_groups, blocks)
-    # Channels-last rows of the zero-padded input, row-major (a plain reshape can stay a
-    # column-major view of x, which MKL's sparse product would copy again on every call).
-    table = F.pad(x, (1, 1, 1, 1)).view(n, blocks, block, h + 2, w + 2)
-    table = table.permute(0, 1, 3, 4, 2).contiguous().view(-1, block)
-    # The product needs the weight and the sampled taps in one column order: reorder the
-    # smaller of the two (the weight, unless there are fewer positions than out channels).
-    chunk = max(1, max_elements // (c * taps))
-    channel_major = c_out // groups > n * out_h * out_w
-    weight_cols = weight.reshape(groups, c_out // groups, -1)
-    if not channel_major:  # (block, channel, tap) -> (block, tap, channel)
-        weight_cols = weight_cols.reshape(groups, -1, block, taps).transpose(2, 3)
-        weight_cols = weight_cols.reshape(groups, c_out // groups, -1)
+    Returns ``(N, C_out, H_out, W_out)`` in ``x``'s memory format (as ``conv2d`` does).
+    """
     # int(): under jit tracing (mmengine's FLOP counter) sizes are traced 0-dim tensors.
-    out = SampledConvFunction.apply(table, corner_weight.to(x.dtype), index,
-                                    weight_cols.to(x.dtype), int(n), int(out_h * out_w),
-                                    int(chunk), int(taps), bool(channel_major))
-    out = out.view(n, c_out, out_h, out_w)
+    n, c_in, h, w = (int(size) for size in x.shape)
+    c_out, _, kh, kw = (int(size) for size in weight.shape)
+    geometry = ConvGeometry(n, c_in, (h, w), c_out, (kh, kw), _pair(stride), _pair(padding),
+                            _pair(dilation), groups, deform_groups)
+    _check_arguments(x, offset, mask, weight, geometry, max_elements)
+    corner_rows, corner_weights = bilinear_corners(offset, mask, geometry)
+    plan = SampledConvPlan(geometry, plan_chunks(geometry, max_elements), _memory_format(x))
+    out = SampledConvFunction.apply(padded_table(x, geometry), corner_weights.to(x.dtype),
+                                    corner_rows, weight.to(x.dtype), plan)
     if bias is not None:  # in place: the function's backward does not need its output
         out.add_(bias.view(1, -1, 1, 1))
     return out
+
+
+__all__: List[str] = ['ConvGeometry', 'Chunk', 'SampledConvFunction', 'SampledConvPlan',
+                      'bilinear_corners', 'modulated_deform_conv2d_torch', 'padded_table',
+                      'plan_chunks', 'DEFAULT_MAX_ELEMENTS']

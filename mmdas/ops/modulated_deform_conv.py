@@ -3,20 +3,23 @@
 ``impl`` is one of:
 
 * ``'mmcv'``: mmcv's compiled ``modulated_deform_conv2d`` (CPU and CUDA kernels);
-* ``'torch'``: :func:`modulated_deform_conv2d_torch`, no compiled ops needed;
+* ``'torch'``: :func:`modulated_deform_conv2d_torch`, plain PyTorch ops;
 * ``'auto'`` (default): the fastest correct path for the tensor's device. On CUDA that is
   mmcv's kernel when mmcv was built with its ops; on CPU it is the pure-PyTorch path, which
   measured several times faster than mmcv's CPU kernel (``tools/analysis/benchmark.py``).
+
+Under ``torch.onnx.export`` every implementation exports as one standard ONNX ``DeformConv``
+node (:mod:`mmdas.ops.onnx_export`).
 """
 import functools
-import math
 from typing import Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
+from mmcv.ops import ModulatedDeformConv2dPack as MMCVModulatedDeformConv2dPack
 from torch import Tensor
 
 from .deform_conv_torch import modulated_deform_conv2d_torch
+from .onnx_export import deform_conv2d_onnx
 
 DEFORM_IMPLS = ('auto', 'mmcv', 'torch')
 
@@ -61,50 +64,47 @@ def modulated_deform_conv2d(x: Tensor, offset: Tensor, mask: Tensor, weight: Ten
                             groups: int = 1, deform_groups: int = 1,
                             impl: str = 'auto') -> Tensor:
     """Modulated deformable conv 2d (DCNv2) with mmcv's argument order and tensor layout."""
+    if torch.onnx.is_in_onnx_export():
+        return deform_conv2d_onnx(x, offset, mask, weight, bias, stride, padding, dilation,
+                                  groups, deform_groups)
     if resolve_impl(impl, x.device) == 'mmcv':
+        # mmcv's kernels read their inputs as contiguous NCHW: a channels-last tensor would
+        # give a wrong result without an error.
         from mmcv.ops import modulated_deform_conv2d as mmcv_modulated_deform_conv2d
-        return mmcv_modulated_deform_conv2d(x, offset, mask, weight, bias, stride, padding,
-                                            dilation, groups, deform_groups)
+        return mmcv_modulated_deform_conv2d(x.contiguous(), offset.contiguous(),
+                                            mask.contiguous(), weight.contiguous(), bias, stride,
+                                            padding, dilation, groups, deform_groups)
     return modulated_deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding,
                                          dilation, groups, deform_groups)
 
 
-class ModulatedDeformConv2dPack(nn.Module):
-    """DCNv2 layer that predicts its own offsets and mask, like mmcv's ``ModulatedDeformConv2dPack``.
+class ModulatedDeformConv2dPack(MMCVModulatedDeformConv2dPack):
+    """mmcv's ``ModulatedDeformConv2dPack`` (DCNv2 that predicts its own offsets and mask) with
+    the implementation chosen by ``impl``.
 
-    Same parameters and state-dict keys as mmcv's module (``weight``, ``bias``,
-    ``conv_offset.*``), the same offset split (``o1, o2, mask_logits``) and the same init
-    (offsets and mask logits start at zero), with the implementation chosen by ``impl``.
+    An instance of mmcv's class, with its parameters, state-dict keys (``weight``, ``bias``,
+    ``conv_offset.*``), offset split (``o1, o2, mask_logits``) and init (offsets and mask logits
+    at zero), so that what looks for mmcv's DCN layers finds it: mmengine's optimizer
+    constructor (``paramwise_cfg.dcn_offset_lr_mult`` and its DCN bias/decay rules), mmdeploy's
+    rewriters. Its weight is kept channels-last, the layout the pure-PyTorch path's conv reads
+    (mmcv's kernel is handed a contiguous copy).
     """
 
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: Union[int, Tuple[int, int]] = 3, stride=1, padding=1,
                  dilation=1, groups: int = 1, deform_groups: int = 1, bias: bool = True,
                  impl: str = 'auto') -> None:
-        super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'in_channels ({in_channels}) and out_channels ({out_channels}) '
                              f'must be divisible by groups ({groups})')
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = (kh, kw)
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.groups, self.deform_groups = groups, deform_groups
+        if in_channels % deform_groups:
+            raise ValueError(f'in_channels ({in_channels}) must be divisible by deform_groups '
+                             f'({deform_groups})')
         self.impl = check_impl(impl)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kh, kw))
-        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.conv_offset = nn.Conv2d(in_channels, deform_groups * 3 * kh * kw, (kh, kw),
-                                     stride=stride, padding=padding, dilation=dilation,
-                                     bias=True)
-        self.init_weights()
-
-    def init_weights(self) -> None:
-        fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-        nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, deform_groups=deform_groups,
+                         bias=bias)
+        self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
         o1, o2, mask_logits = torch.chunk(self.conv_offset(x), 3, dim=1)

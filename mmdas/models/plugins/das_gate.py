@@ -6,10 +6,11 @@ Salajegheh et al., "DAS: A Deformable Attention to Capture Salient Information i
     A  = Sigmoid(LayerNorm(DCN(Xc)))      # modulated 3x3 deformable conv hidden -> c
     Y  = X * A
 
-``hidden = max(1, round(alpha * c))``. InstanceNorm is written as ``GroupNorm`` with one group
-per channel (the same normalisation, but defined on 1x1 maps, which ``nn.InstanceNorm2d``
-rejects in training); LayerNorm normalises each sample over (C, H, W) with a per-channel affine
-(``GroupNorm`` with one group).
+``hidden = max(1, round(alpha * c))``. InstanceNorm is a ``GroupNorm`` with one group per channel
+and LayerNorm (each sample over (C, H, W), per-channel affine) one with a single group, both
+:class:`~mmdas.models.layers.GroupNormAnySize`, which is defined on every map size (a 32 px
+input reaches a 1x1 map at stride 32, where ``nn.GroupNorm`` and ``nn.InstanceNorm2d`` raise
+for a batch of one).
 """
 import torch
 import torch.nn as nn
@@ -17,6 +18,8 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from mmdas.ops import ModulatedDeformConv2dPack
+
+from ..layers import GroupNormAnySize
 
 
 def das_hidden_channels(in_channels: int, alpha: float) -> int:
@@ -51,11 +54,11 @@ class DASGate(nn.Module):
         hidden = das_hidden_channels(in_channels, alpha)
         self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels)
         self.pointwise = nn.Conv2d(in_channels, hidden, 1)
-        self.compress_norm = nn.GroupNorm(hidden, hidden)  # InstanceNorm with affine
+        self.compress_norm = GroupNormAnySize(hidden, hidden)  # InstanceNorm with affine
         self.act = nn.GELU()
         self.deform_conv = ModulatedDeformConv2dPack(hidden, in_channels, 3, padding=1,
                                                      impl=deform_impl)
-        self.gate_norm = nn.GroupNorm(1, in_channels)
+        self.gate_norm = GroupNormAnySize(1, in_channels)  # LayerNorm over (C, H, W)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -69,19 +72,19 @@ class DASGate(nn.Module):
         self.deform_conv.init_weights()
 
     def attention(self, x: Tensor) -> Tensor:
-        """The gate ``A`` in (0, 1), same shape as ``x``."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        """The gate ``A`` in (0, 1), same shape as ``x`` (channels-last in memory)."""
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
             raise ValueError(f'DASGate(in_channels={self.in_channels}) expects an (N, '
                              f'{self.in_channels}, H, W) tensor, got shape {tuple(x.shape)}')
         xc = self.act(self.compress_norm(self.pointwise(self.depthwise(x))))
+        # The compressed branch runs channels-last, the layout of the pure-PyTorch deformable
+        # conv's product: its output then needs no transposing copy (xc has alpha * c channels).
+        xc = xc.contiguous(memory_format=torch.channels_last)
         # In place: GroupNorm's backward does not need its output, sigmoid's keeps its own.
         return self.gate_norm(self.deform_conv(xc)).sigmoid_()
 
     def forward(self, x: Tensor) -> Tensor:
-        attention = self.attention(x)
-        if torch.is_grad_enabled() and (x.requires_grad or attention.requires_grad):
-            return x * attention
-        return attention.mul_(x)  # inference: no second map-sized tensor
+        return x * self.attention(x)  # in x's memory format
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}, alpha={self.alpha}'

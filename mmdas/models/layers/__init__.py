@@ -1,0 +1,3 @@
+from .norm import GroupNormAnySize
+
+__all__ = ['GroupNormAnySize']
