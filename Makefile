@@ -11,7 +11,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 MMCV_VERSION := 2.1.0
 STAMP := $(VENV)/.installed
-REQS := tools/misc/install_mmcv.sh requirements/build.txt requirements/mminstall.txt requirements/runtime.txt requirements/tests.txt setup.py
+REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
+CONSTRAINTS := -c requirements/constraints.txt
 
 .PHONY: install test demo demo-cls bench clean-venv
 
@@ -19,12 +20,14 @@ install: $(STAMP)
 
 $(STAMP): $(REQS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -r requirements/build.txt
-	$(PIP) install -q -r requirements/mminstall.txt
+	$(PIP) install -q -r requirements/build.txt $(CONSTRAINTS)
+	$(PIP) install -q -r requirements/mminstall.txt $(CONSTRAINTS)
 	tools/misc/install_mmcv.sh $(PY) $(MMCV_VERSION)
-	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt "mmcv==$(MMCV_VERSION)"
+	$(PIP) install -q -r requirements/runtime.txt -r requirements/optional.txt \
+	  -r requirements/tests.txt "mmcv==$(MMCV_VERSION)" $(CONSTRAINTS)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
-	$(PY) -c "from mmcv.ops import ModulatedDeformConv2d; import mmdet, mmpretrain, mmdas; print('mmdas stack OK')" \
+	$(PIP) check
+	$(PY) -c "from mmcv.ops import ModulatedDeformConv2d; import mmdet, mmpretrain, mmseg, onnxruntime, pytorch_grad_cam, mmdas; print('mmdas stack OK')" \
 	  || { echo "ERROR: mmcv was installed without its compiled ops (from mmcv.ops import ModulatedDeformConv2d failed)"; exit 1; }
 	touch $(STAMP)
 

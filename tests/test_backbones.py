@@ -4,7 +4,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import mmdas  # noqa: F401
-from mmdas.models import DASGate, DASMobileNetV2, DASResNet
+from mmdas.models import DASGate, DASMobileNetV2, DASResNet, DASResNeXt
 
 
 def is_norm_eval(module):
@@ -163,3 +163,84 @@ def test_gradient_reaches_every_gate_in_a_detector_style_forward():
     sum(o.square().mean() for o in outs).backward()
     for gate in model.das_gates():
         assert gate.gate_norm.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('num_stages', [1, 2, 3, 4])
+def test_gate_stages_follow_num_stages_by_default(num_stages):
+    model = DASResNet(50, num_stages=num_stages, out_indices=tuple(range(num_stages)),
+                      strides=(1, 2, 2, 2)[:num_stages], dilations=(1, ) * num_stages,
+                      base_channels=8, deform_impl='torch')
+    assert len(model.das_gates()) == num_stages
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert len(outs) == num_stages
+
+
+FAMILIES = [  # (scope, DAS type, host type, extra arguments)
+    ('mmdet', 'DASResNetV1d', 'ResNetV1d', dict(depth=50)),
+    ('mmdet', 'DASResNeXt', 'ResNeXt', dict(depth=101, groups=32, base_width=4)),
+    ('mmdet', 'DASRes2Net', 'Res2Net', dict(depth=50)),
+    ('mmpretrain', 'DASResNetV1c', 'ResNetV1c', dict(depth=50)),
+    ('mmpretrain', 'DASResNetV1d', 'ResNetV1d', dict(depth=50)),
+    ('mmpretrain', 'DASResNeXt', 'ResNeXt', dict(depth=50, groups=32, width_per_group=4)),
+    ('mmpretrain', 'DASRes2Net', 'Res2Net', dict(depth=50)),
+]
+
+
+@pytest.mark.parametrize('scope_name, das_type, host_type, extra', FAMILIES,
+                         ids=[f'{f[0]}-{f[1]}' for f in FAMILIES])
+def test_new_families_build_from_configs_and_load_a_plain_host_checkpoint(
+        scope_name, das_type, host_type, extra, tmp_path, scope):
+    from mmengine.registry import MODELS
+    with scope(scope_name):
+        host = MODELS.build(dict(type=host_type, **extra))
+    for p in host.parameters():  # "trained": every tensor differs from a fresh init
+        p.data.normal_()
+    state = {f'backbone.{k}': v for k, v in host.state_dict().items()}
+    torch.save(dict(state_dict=state), tmp_path / 'host.pth')
+    init_cfg = dict(type='Pretrained', checkpoint=str(tmp_path / 'host.pth'), prefix='backbone.')
+    with scope(scope_name):
+        model = MODELS.build(dict(type=das_type, init_cfg=init_cfg, **extra))
+    assert type(model).__mro__[2].__name__ == host_type or host_type in [
+        c.__name__ for c in type(model).__mro__]
+    model.init_weights()
+    own = model.state_dict()
+    missing = [k for k in own if f'backbone.{k}' not in state]
+    assert missing and all('.das_gate.' in k for k in missing)  # only the gates are new
+    for key, value in own.items():
+        if key not in missing:
+            assert torch.equal(value, state[f'backbone.{key}']), key
+    assert [g.in_channels for g in model.das_gates()] == [256, 512, 1024, 2048]
+
+
+def test_new_families_refuse_a_checkpoint_of_another_depth(tmp_path):
+    from mmdet.models.backbones import ResNeXt
+    torch.save(ResNeXt(depth=50, groups=32, base_width=4).state_dict(), tmp_path / 'x50.pth')
+    model = DASResNeXt(depth=101, groups=32, base_width=4,
+                       init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x50.pth')))
+    with pytest.raises(ValueError, match=r"x50.pth' does not fit DASResNeXt: .*tensors missing"):
+        model.init_weights()
+    with pytest.raises(ValueError, match=r'depth must be one of \(50, 101, 152\), got 18'):
+        DASResNeXt(depth=18)
+
+
+def test_the_gate_layer_is_mmcv_modulated_deform_conv_and_dcn_lr_mult_reaches_it(scope):
+    """mmengine's optimizer constructor finds DCN layers by isinstance of mmcv's classes."""
+    from mmcv.ops import ModulatedDeformConv2d
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
+    cfg.model.backbone.init_cfg = None
+    cfg.optim_wrapper.paramwise_cfg = dict(dcn_offset_lr_mult=0.1)
+    with scope('mmdet'):
+        model = MODELS.build(cfg.model)
+        optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert all(isinstance(g.deform_conv, ModulatedDeformConv2d) for g in model.backbone.das_gates())
+    lr_of = {id(p): group['lr'] for group in optim.optimizer.param_groups for p in group['params']}
+    names = dict(model.named_parameters())
+    offsets = [n for n in names if '.das_gate.deform_conv.conv_offset.' in n]
+    assert len(offsets) == 8  # weight and bias of four gates
+    for name in offsets:
+        assert lr_of[id(names[name])] == pytest.approx(0.02 * 0.1), name
+    assert lr_of[id(names['backbone.layer1.das_gate.deform_conv.weight'])] == 0.02
+    assert lr_of[id(names['backbone.layer2.0.conv1.weight'])] == 0.02

@@ -45,6 +45,7 @@ def tiny_cfg(shapes, work_dir, iters=2):
     ('faster-rcnn_das-r50_fpn_1x_coco.py', 'DASResNet', [256, 512, 1024, 2048]),
     ('faster-rcnn_das-r101_fpn_1x_coco.py', 'DASResNet', [256, 512, 1024, 2048]),
     ('faster-rcnn_das-mobilenetv2_fpn_1x_coco.py', 'DASMobileNetV2', [24, 32, 96, 1280]),
+    ('faster-rcnn_das-x101-32x4d_fpn_1x_coco.py', 'DASResNeXt', [256, 512, 1024, 2048]),
 ])
 def test_coco_configs_build_and_follow_the_paper_recipe(config, backbone, neck_in, scope):
     from mmdet.registry import MODELS

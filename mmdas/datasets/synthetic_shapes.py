@@ -1,10 +1,13 @@
-"""Small synthetic data sets written to disk (no download needed): detection in COCO format,
-classification in mmpretrain's folder layout.
+"""Small synthetic data sets written to disk (no download needed): detection in COCO format
+(with instance masks), classification in mmpretrain's folder layout (with object masks), and
+semantic segmentation in mmsegmentation's layout.
 
 Images show filled shapes of four classes (square, disc, triangle, cross) in random colours,
 sizes (about 12 % to 45 % of the image side) and positions, over a cluttered background
-(colour gradient, noise, random line segments, distractor outlines). Used by the demo and the
-tests; real COCO goes under ``data/coco/`` with the same configs.
+(colour gradient, noise, random line segments, distractor outlines). Every shape is also drawn
+into a mask, so each object's pixels are known exactly (the relevant region of the sfd score,
+the labels of the segmentation set). Used by the demos and the tests; real COCO goes under
+``data/coco/`` with the same configs.
 """
 import json
 import os
@@ -13,6 +16,7 @@ from typing import Dict, List
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
 CLASSES = ('square', 'disc', 'triangle', 'cross')
 
@@ -48,7 +52,9 @@ def _draw(img: np.ndarray, label: int, x: int, y: int, s: int, colour) -> None:
 
 
 def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int):
+    """An image, its COCO annotations and its instance map (0 background, k = k-th object)."""
     img = _background(rng, size)
+    instances = np.zeros((size, size), np.uint8)
     anns: List[Dict] = []
     boxes: List[np.ndarray] = []
     for _ in range(int(rng.integers(2, 8))):
@@ -59,10 +65,14 @@ def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int
             continue
         label = int(rng.integers(0, len(CLASSES)))
         _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
+        _draw(instances, label, x, y, s, len(anns) + 1)  # later shapes cover earlier ones
         boxes.append(box)
         anns.append(dict(id=start_ann_id + len(anns), image_id=image_id, category_id=label + 1,
                          bbox=[x, y, s, s], area=float(s * s), iscrowd=0))
-    return img, anns
+    for k, ann in enumerate(anns, 1):  # the visible part of each object, as COCO RLE
+        rle = mask_utils.encode(np.asfortranarray(instances == k))
+        ann['segmentation'] = dict(size=rle['size'], counts=rle['counts'].decode())
+    return img, anns, instances
 
 
 def _contrasting_colour(rng: np.random.Generator, patch: np.ndarray) -> tuple:
@@ -98,7 +108,7 @@ def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: 
         images, annotations = [], []
         for i in range(count):
             image_id = len(images) + 1
-            img, anns = _image(rng, size, image_id, ann_id)
+            img, anns, _ = _image(rng, size, image_id, ann_id)
             name = f'{split}_{i:05d}.jpg'
             cv2.imwrite(osp.join(root, split, name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             images.append(dict(id=image_id, file_name=name, width=size, height=size))
@@ -113,15 +123,48 @@ def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: 
 
 def make_shapes_folder(root: str, num_train_per_class: int = 500, num_val_per_class: int = 100,
                        size: int = 64, seed: int = 0) -> None:
-    """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background."""
+    """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background; and
+    the shape's mask (255 on the object) as ``root/masks/{train,val}/<class>/*.png``."""
     rng = np.random.default_rng(seed)
     for split, count in (('train', num_train_per_class), ('val', num_val_per_class)):
         for label, name in enumerate(CLASSES):
             folder = osp.join(root, split, name)
+            mask_folder = osp.join(root, 'masks', split, name)
             os.makedirs(folder, exist_ok=True)
+            os.makedirs(mask_folder, exist_ok=True)
             for i in range(count):
                 img = _background(rng, size)
                 s = int(rng.integers(int(size * 0.3), int(size * 0.7)))
                 x, y = (int(v) for v in rng.integers(0, size - s, 2))
                 _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
+                mask = np.zeros((size, size), np.uint8)
+                _draw(mask, label, x, y, s, 255)
                 cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
+                cv2.imwrite(osp.join(mask_folder, f'{i:05d}.png'), mask)
+
+
+def shape_mask_path(image_path: str) -> str:
+    """The mask written beside an image of :func:`make_shapes_folder`:
+    ``root/<split>/<class>/x.png`` -> ``root/masks/<split>/<class>/x.png``."""
+    folder, name = osp.split(image_path)
+    class_dir, class_name = osp.split(folder)
+    root, split = osp.split(class_dir)
+    return osp.join(root, 'masks', split, class_name, name)
+
+
+def make_shapes_seg(root: str, num_train: int = 400, num_val: int = 100, size: int = 160,
+                    seed: int = 0) -> None:
+    """Write mmsegmentation's layout: ``root/img_dir/{train,val}/*.jpg`` and
+    ``root/ann_dir/{train,val}/*.png`` with label 0 for background, k for ``CLASSES[k - 1]``."""
+    rng = np.random.default_rng(seed)
+    for split, count in (('train', num_train), ('val', num_val)):
+        os.makedirs(osp.join(root, 'img_dir', split), exist_ok=True)
+        os.makedirs(osp.join(root, 'ann_dir', split), exist_ok=True)
+        for i in range(count):
+            img, anns, instances = _image(rng, size, i + 1, 1)
+            labels = np.zeros_like(instances)
+            for k, ann in enumerate(anns, 1):
+                labels[instances == k] = ann['category_id']
+            cv2.imwrite(osp.join(root, 'img_dir', split, f'{i:05d}.jpg'), img,
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(osp.join(root, 'ann_dir', split, f'{i:05d}.png'), labels)

@@ -1,4 +1,4 @@
-from .backbones import DASMobileNetV2, DASResNet
+from .backbones import DASMobileNetV2, DASRes2Net, DASResNet, DASResNetV1d, DASResNeXt
 from .plugins import DASGate
 
-__all__ = ['DASGate', 'DASResNet', 'DASMobileNetV2']
+__all__ = ['DASGate', 'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2']

@@ -1,19 +1,58 @@
-"""What every DAS backbone shares: gates appended to host stages, freezing, checked loading."""
-from typing import Dict, List, Sequence
+"""What every gated backbone shares: gates appended to host stages, freezing, checked loading."""
+from typing import Dict, List, Optional, Sequence
 
+import torch.nn as nn
+from mmengine.registry import MODELS
 from torch import Tensor
 
-from mmdas.models.plugins import DASGate
-
 from .pretrained import is_pretrained_cfg, load_checked
+
+
+def gate_config(gate: Optional[dict], alpha: Optional[float],
+                deform_impl: Optional[str]) -> dict:
+    """The gate's config: ``gate`` as given, or a ``DASGate`` with ``alpha`` / ``deform_impl``.
+
+    ``alpha`` and ``deform_impl`` are ``DASGate``'s arguments, kept on the backbones so that
+    ``DASResNet(depth=50, alpha=0.2)`` configs and checkpoints keep working; another gate takes
+    its own arguments inside ``gate``.
+    """
+    if gate is None:
+        return dict(type='DASGate', alpha=0.2 if alpha is None else alpha,
+                    deform_impl='auto' if deform_impl is None else deform_impl)
+    if not isinstance(gate, dict) or 'type' not in gate:
+        raise ValueError(f"gate must be a config dict with a 'type', e.g. dict(type='DASGate', "
+                         f"alpha=0.2) or dict(type='CBAMGate'), got {gate!r}")
+    if 'in_channels' in gate:
+        raise ValueError('gate: leave in_channels out, each stage sets its own '
+                         f'(got in_channels={gate["in_channels"]!r})')
+    cfg = dict(gate)
+    for name, value in (('alpha', alpha), ('deform_impl', deform_impl)):
+        if value is None:
+            continue
+        if cfg['type'] != 'DASGate':
+            raise ValueError(f'{name}={value!r} configures the DASGate, but gate is '
+                             f'{cfg["type"]!r}: put that gate\'s own arguments inside gate=dict(...)')
+        cfg.setdefault(name, value)
+    return cfg
+
+
+def build_gate(cfg: dict, in_channels: int) -> nn.Module:
+    """A gate from mmengine's root registry (every scope sees it), for ``in_channels``."""
+    return MODELS.build(dict(cfg, in_channels=in_channels))
+
+
+def gate_attribute(gate: nn.Module) -> str:
+    """The name a gate gets in its stage: its class's ``_abbr_`` (``das_gate``,
+    ``cbam_gate``, mmcv's ``context_block``...), as mmcv's plugins are named."""
+    return getattr(type(gate), '_abbr_', type(gate).__name__.lower())
 
 
 class DASGatesMixin:
     """Mixin for a host backbone whose stages are ``nn.Sequential`` attributes.
 
-    A gate is appended to a stage as its last module, ``<stage>.das_gate``, so it runs after the
-    stage's last block (after that block's residual sum) and the host's own forward, ``with_cp``,
-    plugins and state-dict keys stay as they are.
+    A gate is appended to a stage as its last module, ``<stage>.<gate _abbr_>`` (a DAS gate:
+    ``layer4.das_gate``), so it runs after the stage's last block (after that block's residual
+    sum) and the host's own forward, ``with_cp``, plugins and state-dict keys stay as they are.
 
     ``frozen_stages``: the host freezes (``requires_grad=False``, eval mode) the stages it always
     did. The gates are new, randomly initialised layers, so by default they stay trainable even
@@ -21,16 +60,26 @@ class DASGatesMixin:
     ``freeze_gates=True`` to freeze the gates of frozen stages too.
     """
 
-    def _add_das_gates(self, stage_names: Sequence[str], channels: Sequence[int], alpha: float,
-                       deform_impl: str, freeze_gates: bool) -> None:
+    def _add_gates(self, stage_names: Sequence[str], channels: Sequence[int], gate_cfg: dict,
+                   freeze_gates: bool) -> None:
         self.das_stage_names = tuple(stage_names)
         self.freeze_gates = freeze_gates
+        self.gate_cfg = gate_cfg
+        self.gate_name = None
         for name, num_channels in zip(stage_names, channels):
-            getattr(self, name).add_module('das_gate', DASGate(num_channels, alpha, deform_impl))
+            gate = build_gate(gate_cfg, num_channels)
+            self.gate_name = gate_attribute(gate)
+            getattr(self, name).add_module(self.gate_name, gate)
         self._freeze_stages()
 
-    def das_gates(self) -> List[DASGate]:
-        return [getattr(self, name).das_gate for name in getattr(self, 'das_stage_names', ())]
+    def das_gates(self) -> List[nn.Module]:
+        """The stage gates, first stage first (DAS gates or whichever ``gate`` configures)."""
+        return [getattr(getattr(self, name), self.gate_name)
+                for name in getattr(self, 'das_stage_names', ())]
+
+    def is_gate_key(self, key: str) -> bool:
+        """Whether a state-dict key belongs to one of the stage gates."""
+        return self.gate_name is not None and f'.{self.gate_name}.' in f'.{key}'
 
     def _frozen_stage_names(self) -> List[str]:
         return [f'layer{i}' for i in range(1, self.frozen_stages + 1)]
@@ -40,9 +89,8 @@ class DASGatesMixin:
         if getattr(self, 'freeze_gates', True):
             return
         frozen = set(self._frozen_stage_names())
-        for name in self.das_stage_names:
+        for name, gate in zip(self.das_stage_names, self.das_gates()):
             if name in frozen:
-                gate = getattr(self, name).das_gate
                 gate.train(self.training)
                 for param in gate.parameters():
                     param.requires_grad = True
@@ -57,30 +105,35 @@ class DASGatesMixin:
         if pretrained is not None:
             self.init_cfg = None
         super().init_weights()
-        for gate in self.das_gates():
-            gate.init_weights()
+        for gate in self.das_gates():  # hosts re-init every Conv2d; a gate starts its own way
+            if hasattr(gate, 'init_weights'):
+                gate.init_weights()
         if pretrained is not None:
             self.init_cfg = pretrained
-            load_checked(self, pretrained, convert=self.convert_pretrained)
+            load_checked(self, pretrained, may_be_missing=self.is_gate_key,
+                         convert=self.convert_pretrained)
 
 
 def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
     if (not isinstance(gate_stages, (list, tuple)) or len(gate_stages) != num_stages
             or not all(isinstance(flag, bool) for flag in gate_stages)):
         raise ValueError(f'gate_stages must be a list of {num_stages} bools (one per stage, '
-                         f'True = a DAS gate after its last block), got {gate_stages!r}')
+                         f'True = a gate after its last block), got {gate_stages!r}')
 
 
-DAS_ONLY_ARGS = ('gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
-PLAIN_TYPES = {'DASResNet': 'ResNet', 'DASResNet_CIFAR': 'ResNet_CIFAR',
-               'DASMobileNetV2': 'MobileNetV2'}
+GATE_ARGS = ('gate', 'gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
+PLAIN_TYPES = {
+    'DASResNet': 'ResNet', 'DASResNet_CIFAR': 'ResNet_CIFAR', 'DASResNetV1c': 'ResNetV1c',
+    'DASResNetV1d': 'ResNetV1d', 'DASResNeXt': 'ResNeXt', 'DASRes2Net': 'Res2Net',
+    'DASMobileNetV2': 'MobileNetV2'
+}
 
 
 def plain_backbone_cfg(backbone: dict) -> dict:
-    """The same backbone config without DAS gates (the like-for-like baseline)."""
+    """The same backbone config without gates (the like-for-like baseline)."""
     if backbone.get('type') not in PLAIN_TYPES:
         raise ValueError(f'backbone type must be one of {tuple(PLAIN_TYPES)}, '
                          f"got {backbone.get('type')!r}")
-    plain = {k: v for k, v in backbone.items() if k not in DAS_ONLY_ARGS}
+    plain = {k: v for k, v in backbone.items() if k not in GATE_ARGS}
     plain['type'] = PLAIN_TYPES[backbone['type']]
     return plain

@@ -5,7 +5,7 @@ Layer indices follow the host's ``out_indices`` numbering (0-6: ``layer1``-``lay
 layer of each resolution level, strides 4, 8, 16 and 32 (Salajegheh et al., 2023, put gates
 at the four resolution levels of MobileNetV2).
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 from torch import Tensor
@@ -14,7 +14,7 @@ from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.utils import is_seq_of
 
-from .das_backbone import DASGatesMixin
+from .das_backbone import DASGatesMixin, gate_config
 
 GATEABLE = tuple(range(7))
 
@@ -63,22 +63,23 @@ def convert_mobilenet_v2_keys(state: Dict[str, Tensor], backbone: nn.Module) -> 
 
 
 class DASMobileNetV2Mixin(DASGatesMixin):
-    """Shared constructor of the DAS-MobileNetV2 flavours.
+    """Shared constructor of the gated MobileNetV2 flavours.
 
     Args:
-        gate_indices: layers (0-6) followed by a DAS gate; default one per stride 4/8/16/32.
-        alpha, deform_impl, freeze_gates: as for :class:`~mmdas.models.DASResNet`.
+        gate_indices: layers (0-6) followed by a gate; default one per stride 4/8/16/32.
+        gate, alpha, deform_impl, freeze_gates: as for :class:`~mmdas.models.DASResNet`.
         **kwargs: everything the framework's ``MobileNetV2`` takes.
     """
 
-    def __init__(self, gate_indices: Sequence[int] = (1, 2, 4, 6), alpha: float = 0.2,
-                 deform_impl: str = 'auto', freeze_gates: bool = False, **kwargs) -> None:
+    def __init__(self, gate_indices: Sequence[int] = (1, 2, 4, 6), gate: Optional[dict] = None,
+                 alpha: Optional[float] = None, deform_impl: Optional[str] = None,
+                 freeze_gates: bool = False, **kwargs) -> None:
         _check_gate_indices(gate_indices)
+        cfg = gate_config(gate, alpha, deform_impl)
         super().__init__(**kwargs)
         indices = sorted(gate_indices)
-        self._add_das_gates([self.layers[i] for i in indices],
-                            [_layer_channels(self, i) for i in indices], alpha, deform_impl,
-                            freeze_gates)
+        self._add_gates([self.layers[i] for i in indices],
+                        [_layer_channels(self, i) for i in indices], cfg, freeze_gates)
 
     def convert_pretrained(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Accept the other framework's MobileNetV2 checkpoints too (other block key names)."""
@@ -87,17 +88,4 @@ class DASMobileNetV2Mixin(DASGatesMixin):
 
 @MMDET_MODELS.register_module(name='DASMobileNetV2')
 class DASMobileNetV2(DASMobileNetV2Mixin, MMDetMobileNetV2):
-    """mmdet MobileNetV2 with DAS gates (see :class:`DASMobileNetV2Mixin` for the arguments)."""
-
-
-try:
-    from mmpretrain.models.backbones import MobileNetV2 as MMPretrainMobileNetV2
-    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-except ImportError:
-    MMPretrainMobileNetV2 = None
-
-if MMPretrainMobileNetV2 is not None:
-
-    @MMPRETRAIN_MODELS.register_module(name='DASMobileNetV2')
-    class DASMobileNetV2Cls(DASMobileNetV2Mixin, MMPretrainMobileNetV2):
-        """mmpretrain MobileNetV2 with DAS gates (same arguments as :class:`DASMobileNetV2`)."""
+    """mmdet MobileNetV2 with gates (see :class:`DASMobileNetV2Mixin` for the arguments)."""

@@ -68,6 +68,6 @@ def load_checked(module: nn.Module, init_cfg: dict,
             "(use prefix='backbone.' for a detector or classifier checkpoint)")
     module.load_state_dict(state, strict=False)
     print_log(f'{type(module).__name__}: loaded {len(own) - len(missing)} tensors from '
-              f'{checkpoint}; new DAS gate tensors, freshly initialised: '
+              f'{checkpoint}; new gate tensors, freshly initialised: '
               f'{[k for k in missing if may_be_missing(k)]}; ignored tensors of the file: '
               f'{unexpected}', logger='current')
