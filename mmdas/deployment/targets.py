@@ -1,0 +1,82 @@
+"""What gets exported from an OpenMMLab config: a classifier whole, a detector's backbone and
+neck (the two-stage heads need mmdeploy's rewriters, see README "Deployment")."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import Tensor
+
+from mmdas.utils import load_model_checkpoint
+
+SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
+
+
+class ClassifierScores(nn.Module):
+    """An mmpretrain classifier from its normalised input to class probabilities."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return F.softmax(self.classifier(inputs, mode='tensor'), dim=1)
+
+
+class DetectorFeatures(nn.Module):
+    """An mmdet detector's backbone and neck: its normalised input to the neck's feature maps."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.backbone = detector.backbone
+        self.neck = detector.neck if getattr(detector, 'with_neck', False) else None
+
+    def forward(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        feats = self.backbone(inputs)
+        return tuple(self.neck(feats) if self.neck is not None else feats)
+
+
+@dataclass
+class ExportTarget:
+    """A module ready for export, its outputs' names and how to prepare its input."""
+    module: nn.Module
+    output_names: List[str]
+    default_shape: Tuple[int, int]
+    preprocessing: Dict[str, str] = field(default_factory=dict)
+
+
+def _preprocessing(cfg: Config) -> Dict[str, str]:
+    """What the data preprocessor does before the exported graph (it is not part of it)."""
+    pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    to_rgb = pre.get('bgr_to_rgb', pre.get('to_rgb', False))
+    return dict(mean=str(list(pre.get('mean', []))), std=str(list(pre.get('std', []))),
+                channel_order='RGB (convert BGR images)' if to_rgb else 'as loaded (BGR)',
+                layout='NCHW float32, (pixel - mean) / std')
+
+
+def build_export_target(cfg: Config, checkpoint: Optional[str] = None) -> ExportTarget:
+    """The part of the config's model that is exported, with the checkpoint's weights."""
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope not in SUPPORTED_SCOPES:
+        raise ValueError(f"export supports configs of {SUPPORTED_SCOPES} (default_scope), got "
+                         f"{scope!r}; a backbone alone can be exported with "
+                         'mmdas.deployment.export_onnx')
+    init_default_scope(scope)
+    model_cfg = cfg.model.copy()
+    if checkpoint is not None or model_cfg.get('backbone', {}).get('init_cfg'):
+        model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no download here
+    model = MODELS.build(model_cfg)
+    if checkpoint is not None:
+        load_model_checkpoint(model, checkpoint)
+    model.eval()
+    if scope == 'mmpretrain':
+        return ExportTarget(ClassifierScores(model).eval(), ['scores'], (224, 224),
+                            _preprocessing(cfg))
+    target = DetectorFeatures(model).eval()
+    with torch.no_grad():
+        count = len(target(torch.zeros(1, 3, 64, 64)))
+    return ExportTarget(target, [f'feat{i}' for i in range(count)], (800, 1344),
+                        _preprocessing(cfg))
