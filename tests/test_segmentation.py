@@ -47,7 +47,7 @@ def tiny_cfg(root: str, work_dir, backbone: dict) -> Config:
 
 @pytest.mark.parametrize('backbone', [
     dict(),  # the config's DASResNetV1c: a gate after each stage
-    dict(type='ResNetV1c', gate_stages=None, alpha=None,  # mmseg's own ResNetV1c + the plugin
+    dict(type='ResNetV1c', gate_stages=None, gate=None,  # mmseg's own ResNetV1c + the plugin
          plugins=[dict(cfg=dict(type='DASGate', alpha=0.25), stages=(False, True, True, True),
                        position='after_conv3')]),
 ], ids=['stage-gates', 'plugin'])
@@ -55,7 +55,7 @@ def test_an_mmseg_segmentor_with_das_gates_trains_through_mmseg_runner(shapes_se
                                                                         backbone):
     from mmdas.models import DASGate
     cfg = tiny_cfg(shapes_seg, tmp_path, {k: v for k, v in backbone.items() if v is not None})
-    for key in ('gate_stages', 'alpha'):
+    for key in ('gate_stages', 'gate'):
         if key in backbone and backbone[key] is None:
             cfg.model.backbone.pop(key)
     runner = build_runner(cfg)

@@ -9,7 +9,7 @@ model = dict(
         widen_factor=1.0,
         out_indices=(1, 2, 4, 7),
         gate_indices=(1, 2, 4, 6),
-        alpha=0.2,
+        gate=dict(type='DASGate', alpha=0.2),
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://mmdet/mobilenet_v2')),

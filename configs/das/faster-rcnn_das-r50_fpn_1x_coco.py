@@ -10,7 +10,7 @@ model = dict(
     backbone=dict(
         type='DASResNet',
         depth=50,
-        alpha=0.2,
+        gate=dict(type='DASGate', alpha=0.2),
         gate_stages=(True, True, True, True),
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
 

@@ -9,7 +9,7 @@ custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='DASResNet', depth=50, alpha=0.2, gate_stages=(True, True, True, True),
+    backbone=dict(type='DASResNet', depth=50, gate=dict(type='DASGate', alpha=0.2), gate_stages=(True, True, True, True),
                   init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=120, in_channels=2048,

@@ -10,7 +10,13 @@ only the mask multiply is left out, as for any elementwise op.
 
 The "paper-comparable" figure leaves the deformable convs' own weights and multiply-adds out,
 as common counters did for the paper's table (their offset convs are ordinary convs and stay).
+
+The attention modules DAS is compared with reduce maps in ways the analyzer also skips
+(``mean`` and ``amax`` pooling, ``logsumexp``, ``sum``, ``softmax``): each is counted as one
+operation per input element, as mmengine counts average pooling. Pointwise ops (activations,
+sums, products such as a gate's ``x * A``) stay uncounted for every model, as in mmengine.
 """
+import math
 from dataclasses import dataclass
 from typing import Any, List, Tuple
 
@@ -48,6 +54,14 @@ def sampled_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     c_out, c_in_per_group, kh, kw = get_shape(inputs[3])
     n, _, h_out, w_out = get_shape(outputs[0])
     return n * c_out * h_out * w_out * c_in_per_group * kh * kw + 4 * points * group_channels
+
+
+REDUCTION_OPS = ('aten::mean', 'aten::amax', 'aten::sum', 'aten::logsumexp', 'aten::softmax')
+
+
+def reduction_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """One operation per element of the reduced (or softmax-normalised) input."""
+    return math.prod(get_shape(inputs[0]))
 
 
 def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
@@ -88,6 +102,8 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
         for op in MMCV_DCN_OPS:
             analyzer.set_op_handle(op, deform_conv_flop_jit)
         analyzer.set_op_handle(TORCH_DCN_OP, sampled_conv_flop_jit)
+        for op in REDUCTION_OPS:
+            analyzer.set_op_handle(op, reduction_flop_jit)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         macs = analyzer.by_module()
     params = parameter_count(model)

@@ -8,7 +8,7 @@ data_root = 'data/shapes_cls/'
 classes = ('square', 'disc', 'triangle', 'cross')
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='DASResNet', depth=18, stem_channels=16, base_channels=16, alpha=0.2,
+    backbone=dict(type='DASResNet', depth=18, stem_channels=16, base_channels=16, gate=dict(type='DASGate', alpha=0.2),
                   out_indices=(3, )),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=4, in_channels=128,

@@ -1,0 +1,5 @@
+# ImageNet-1k with CBAM (Woo et al., ECCV 2018) at the DAS placement on ResNet-50 (one module
+# after the last block of each stage); recipe as das-resnet50_8xb32_in1k.py.
+_base_ = '../mmpretrain/das-resnet50_8xb32_in1k.py'
+
+model = dict(backbone=dict(gate=dict(_delete_=True, type='CBAMGate', reduction=16, kernel_size=7)))
