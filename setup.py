@@ -1,6 +1,5 @@
 """mmdas: DAS attention gate for MMDetection and MMPretrain."""
 import os.path as osp
-
 from setuptools import find_packages, setup
 
 
@@ -26,8 +25,10 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     python_requires='>=3.8',
-    install_requires=['mmcv>=2.0.0,<2.2.0', 'mmengine>=0.10.0,<1.0.0', 'mmdet>=3.0.0,<3.4.0',
-                      'mmpretrain>=1.0.0,<1.3.0', 'pycocotools'],
+    install_requires=[
+        'mmcv>=2.0.0,<2.2.0', 'mmengine>=0.10.0,<1.0.0', 'mmdet>=3.0.0,<3.4.0',
+        'mmpretrain>=1.0.0,<1.3.0', 'pycocotools'
+    ],
     extras_require={'tests': parse_requirements('tests.txt')},
     license='Apache License 2.0',
     zip_safe=False,

@@ -1,6 +1,6 @@
-
 import pytest
 from mmengine.registry import DefaultScope
+
 
 @pytest.fixture
 def scope():

@@ -9,8 +9,11 @@ from mmdas.models import DASGate
 from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
 
 
-@pytest.mark.parametrize('impl', ['torch', pytest.param('mmcv', marks=pytest.mark.skipif(
-    not mmcv_ops_available(), reason='mmcv built without ops'))])
+@pytest.mark.parametrize('impl', [
+    'torch',
+    pytest.param(
+        'mmcv', marks=pytest.mark.skipif(not mmcv_ops_available(), reason='mmcv built without ops'))
+])
 def test_deformable_conv_counted_like_a_hand_computation(impl):
     layer = ModulatedDeformConv2dPack(4, 6, 3, stride=2, padding=1, groups=2, impl=impl)
     c = analyze(layer, torch.randn(1, 4, 9, 9))
@@ -26,8 +29,8 @@ def test_deformable_conv_counted_like_a_hand_computation(impl):
 
 
 def test_gate_share_and_paper_comparable_figure():
-    model = nn.Sequential(nn.Conv2d(3, 20, 3, padding=1), DASGate(20, alpha=0.25,
-                                                                  deform_impl='torch'))
+    model = nn.Sequential(
+        nn.Conv2d(3, 20, 3, padding=1), DASGate(20, alpha=0.25, deform_impl='torch'))
     c = analyze(model, torch.randn(1, 3, 8, 8))
     hw = 64
     dsc = 20 * 9 * hw + 20 * 5 * hw  # depthwise 3x3 + pointwise 20 -> 5

@@ -33,7 +33,7 @@ def test_resnet_output_shapes_strides_and_gates_for_every_depth(depth, channels)
 
 
 def test_resnet_gate_stages_and_alpha_are_arguments():
-    model = DASResNet(18, gate_stages=(False, True, False, True), alpha=0.5, out_indices=(3,))
+    model = DASResNet(18, gate_stages=(False, True, False, True), alpha=0.5, out_indices=(3, ))
     assert [g.in_channels for g in model.das_gates()] == [128, 512]
     assert all(g.alpha == 0.5 for g in model.das_gates())
     assert not hasattr(model.layer1, 'das_gate')
@@ -64,8 +64,15 @@ def test_resnet_frozen_stages_freeze_the_host_but_gates_keep_training():
 
 
 def test_resnet_norm_eval_and_host_options_keep_working():
-    model = DASResNet(50, norm_eval=True, style='caffe', deep_stem=True, avg_down=True,
-                      with_cp=True, zero_init_residual=True, deform_impl='torch')
+    model = DASResNet(
+        50,
+        norm_eval=True,
+        style='caffe',
+        deep_stem=True,
+        avg_down=True,
+        with_cp=True,
+        zero_init_residual=True,
+        deform_impl='torch')
     model.init_weights()
     model.train()
     assert is_norm_eval(model)
@@ -78,11 +85,17 @@ def test_resnet_norm_eval_and_host_options_keep_working():
 
 
 def test_resnet_with_dcn_and_plugins():
-    model = DASResNet(50, dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
-                      stage_with_dcn=(False, True, True, True),
-                      plugins=[dict(cfg=dict(type='ContextBlock', ratio=1. / 16),
-                                    stages=(False, True, True, True), position='after_conv3')],
-                      deform_impl='torch')
+    model = DASResNet(
+        50,
+        dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
+        stage_with_dcn=(False, True, True, True),
+        plugins=[
+            dict(
+                cfg=dict(type='ContextBlock', ratio=1. / 16),
+                stages=(False, True, True, True),
+                position='after_conv3')
+        ],
+        deform_impl='torch')
     assert hasattr(model.layer3[0], 'context_block')
     outs = model(torch.randn(1, 3, 64, 64))
     assert outs[-1].shape == (1, 2048, 2, 2)
@@ -111,8 +124,13 @@ def test_mobilenet_v2_gates_at_four_strides_and_outputs():
 
 
 def test_mobilenet_v2_widen_factor_frozen_stages_norm_eval():
-    model = DASMobileNetV2(widen_factor=0.5, gate_indices=(0, 3), frozen_stages=1,
-                           norm_eval=True, act_cfg=dict(type='ReLU'), with_cp=True)
+    model = DASMobileNetV2(
+        widen_factor=0.5,
+        gate_indices=(0, 3),
+        frozen_stages=1,
+        norm_eval=True,
+        act_cfg=dict(type='ReLU'),
+        with_cp=True)
     model.train()
     assert [g.in_channels for g in model.das_gates()] == [8, 32]
     assert all_frozen(model.conv1)
@@ -123,7 +141,7 @@ def test_mobilenet_v2_widen_factor_frozen_stages_norm_eval():
     assert outs[-1].shape[1] == 1280
 
 
-@pytest.mark.parametrize('gate_indices', [(7,), (1, 1), (-1,), (0, 9), 3])
+@pytest.mark.parametrize('gate_indices', [(7, ), (1, 1), (-1, ), (0, 9), 3])
 def test_mobilenet_v2_bad_gate_indices(gate_indices):
     with pytest.raises(ValueError, match='gate_indices must be distinct layer indices'):
         DASMobileNetV2(gate_indices=gate_indices)
@@ -167,9 +185,14 @@ def test_gradient_reaches_every_gate_in_a_detector_style_forward():
 
 @pytest.mark.parametrize('num_stages', [1, 2, 3, 4])
 def test_gate_stages_follow_num_stages_by_default(num_stages):
-    model = DASResNet(50, num_stages=num_stages, out_indices=tuple(range(num_stages)),
-                      strides=(1, 2, 2, 2)[:num_stages], dilations=(1, ) * num_stages,
-                      base_channels=8, deform_impl='torch')
+    model = DASResNet(
+        50,
+        num_stages=num_stages,
+        out_indices=tuple(range(num_stages)),
+        strides=(1, 2, 2, 2)[:num_stages],
+        dilations=(1, ) * num_stages,
+        base_channels=8,
+        deform_impl='torch')
     assert len(model.das_gates()) == num_stages
     outs = model(torch.randn(1, 3, 64, 64))
     assert len(outs) == num_stages
@@ -186,8 +209,8 @@ FAMILIES = [  # (scope, DAS type, host type, extra arguments)
 ]
 
 
-@pytest.mark.parametrize('scope_name, das_type, host_type, extra', FAMILIES,
-                         ids=[f'{f[0]}-{f[1]}' for f in FAMILIES])
+@pytest.mark.parametrize(
+    'scope_name, das_type, host_type, extra', FAMILIES, ids=[f'{f[0]}-{f[1]}' for f in FAMILIES])
 def test_new_families_build_from_configs_and_load_a_plain_host_checkpoint(
         scope_name, das_type, host_type, extra, tmp_path, scope):
     from mmengine.registry import MODELS
@@ -201,7 +224,8 @@ def test_new_families_build_from_configs_and_load_a_plain_host_checkpoint(
     with scope(scope_name):
         model = MODELS.build(dict(type=das_type, init_cfg=init_cfg, **extra))
     assert type(model).__mro__[2].__name__ == host_type or host_type in [
-        c.__name__ for c in type(model).__mro__]
+        c.__name__ for c in type(model).__mro__
+    ]
     model.init_weights()
     own = model.state_dict()
     missing = [k for k in own if f'backbone.{k}' not in state]
@@ -215,8 +239,11 @@ def test_new_families_build_from_configs_and_load_a_plain_host_checkpoint(
 def test_new_families_refuse_a_checkpoint_of_another_depth(tmp_path):
     from mmdet.models.backbones import ResNeXt
     torch.save(ResNeXt(depth=50, groups=32, base_width=4).state_dict(), tmp_path / 'x50.pth')
-    model = DASResNeXt(depth=101, groups=32, base_width=4,
-                       init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x50.pth')))
+    model = DASResNeXt(
+        depth=101,
+        groups=32,
+        base_width=4,
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x50.pth')))
     with pytest.raises(ValueError, match=r"x50.pth' does not fit DASResNeXt: .*tensors missing"):
         model.init_weights()
     with pytest.raises(ValueError, match=r'depth must be one of \(50, 101, 152\), got 18'):
@@ -226,9 +253,9 @@ def test_new_families_refuse_a_checkpoint_of_another_depth(tmp_path):
 def test_the_gate_layer_is_mmcv_modulated_deform_conv_and_dcn_lr_mult_reaches_it(scope):
     """mmengine's optimizer constructor finds DCN layers by isinstance of mmcv's classes."""
     from mmcv.ops import ModulatedDeformConv2d
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmdet.registry import MODELS
     cfg = Config.fromfile('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None
     cfg.optim_wrapper.paramwise_cfg = dict(dcn_offset_lr_mult=0.1)

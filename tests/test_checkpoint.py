@@ -12,6 +12,7 @@ from mmdas.models import DASGate
 
 
 class GatedRegressor(BaseModel):
+
     def __init__(self):
         super().__init__()
         self.gate = DASGate(4, deform_impl='torch')
@@ -20,11 +21,12 @@ class GatedRegressor(BaseModel):
     def forward(self, inputs, targets=None, mode='tensor'):
         out = self.head(self.gate(torch.stack(inputs))).mean((1, 2, 3))
         if mode == 'loss':
-            return dict(loss=((out - torch.stack(targets)) ** 2).mean())
+            return dict(loss=((out - torch.stack(targets))**2).mean())
         return out
 
 
 class Toy(torch.utils.data.Dataset):
+
     def __len__(self):
         return 8
 
@@ -35,14 +37,20 @@ class Toy(torch.utils.data.Dataset):
 
 def make_runner(work_dir, max_iters, resume=False):
     return Runner(
-        model=GatedRegressor(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=Toy(), sampler=dict(type='DefaultSampler', shuffle=True),
-                              batch_size=4, num_workers=0),
+        model=GatedRegressor(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=Toy(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=4,
+            num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         param_scheduler=dict(type='MultiStepLR', by_epoch=False, milestones=[3], end=100),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
-        resume=resume, randomness=dict(seed=0), experiment_name=f'ckpt_{max_iters}_{resume}')
+        resume=resume,
+        randomness=dict(seed=0),
+        experiment_name=f'ckpt_{max_iters}_{resume}')
 
 
 def test_runner_checkpoint_resumes_with_the_same_state(tmp_path):
@@ -63,8 +71,9 @@ def test_runner_checkpoint_resumes_with_the_same_state(tmp_path):
 
 
 class Payload:
+
     def __reduce__(self):
-        return (print, ('code ran while loading',))
+        return (print, ('code ran while loading', ))
 
 
 def test_other_pickled_globals_are_still_refused(tmp_path):
@@ -76,6 +85,7 @@ def test_other_pickled_globals_are_still_refused(tmp_path):
 
 
 class GetattrPayload:
+
     def __init__(self, target, name):
         self.target, self.name = target, name
 

@@ -93,9 +93,12 @@ def test_classifier_checkpoint_initialises_the_detection_backbone(shapes_cls, tm
     runner = build_runner(demo_cfg(shapes_cls, tmp_path))
     runner.train()
     state = torch.load(tmp_path / 'epoch_1.pth')['state_dict']
-    det_cfg = Config.fromfile(osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'))
-    det_cfg.model.backbone.update(stem_channels=16, init_cfg=dict(
-        type='Pretrained', checkpoint=str(tmp_path / 'epoch_1.pth'), prefix='backbone.'))
+    det_cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'))
+    det_cfg.model.backbone.update(
+        stem_channels=16,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'epoch_1.pth'), prefix='backbone.'))
     with scope('mmdet'):
         detector = MODELS.build(det_cfg.model)
     detector.init_weights()
@@ -113,7 +116,9 @@ def test_class_count_disagreeing_with_the_head_is_named(shapes_cls, tmp_path):
     cfg = demo_cfg(shapes_cls, tmp_path)
     cfg.model.head.num_classes = 5
     cfg.data_preprocessor.num_classes = 5
-    with pytest.raises(AssertionError, match=r'`num_classes` \(5\) in \w+ of ImageClassifier .* 4\) in CustomDataset'):
+    with pytest.raises(
+            AssertionError,
+            match=r'`num_classes` \(5\) in \w+ of ImageClassifier .* 4\) in CustomDataset'):
         build_runner(cfg).train()
 
 
@@ -130,6 +135,7 @@ def test_a_corrupt_image_is_logged_and_skipped_in_training(tmp_path):
         dataset = DATASETS.build(cfg.train_dataloader.dataset)
     index = [i for i in range(len(dataset)) if dataset.get_data_info(i)['img_path'] == bad][0]
     import logging
+
     from mmengine.logging import MMLogger
     records = []
     handler = logging.Handler(level=logging.WARNING)

@@ -87,8 +87,10 @@ def test_bad_channel_count_is_rejected(channels):
 
 def test_wrong_input_channels_is_rejected():
     gate = DASGate(16)
-    with pytest.raises(ValueError, match=r'DASGate\(in_channels=16\) expects an \(N, 16, H, W\) '
-                                         r'tensor, got shape \(1, 8, 5, 5\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'DASGate\(in_channels=16\) expects an \(N, 16, H, W\) '
+            r'tensor, got shape \(1, 8, 5, 5\)'):
         gate(torch.randn(1, 8, 5, 5))
 
 
@@ -107,7 +109,6 @@ def test_builds_by_name_from_every_scope_and_as_plugin(scope):
         with scope(registry.scope):
             gate = registry.build(cfg)
         assert isinstance(gate, DASGate) and gate.alpha == 0.25
-    name, layer = build_plugin_layer(dict(type='DASGate', alpha=0.25), postfix='_x',
-                                     in_channels=32)
+    name, layer = build_plugin_layer(dict(type='DASGate', alpha=0.25), postfix='_x', in_channels=32)
     assert name == 'das_gate_x' and isinstance(layer, DASGate)
     assert layer(torch.randn(1, 32, 6, 6)).shape == (1, 32, 6, 6)

@@ -51,10 +51,9 @@ def make_inputs(case, batch=2, offset_scale=3.0, seed=0):
 
 
 def run(fn, inputs, case, **kwargs):
-    out = fn(*inputs, case['stride'], case['padding'], case['dilation'], case['groups'],
-             case['dg'], **kwargs)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1),
-                           dtype=out.dtype)
+    out = fn(*inputs, case['stride'], case['padding'], case['dilation'], case['groups'], case['dg'],
+             **kwargs)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
     grads = torch.autograd.grad(out, inputs, grad_out)
     return out, grads
 
@@ -85,8 +84,7 @@ def test_torch_path_matches_mmcv_kernel_forward_and_backward(case, batch):
 def test_chunking_gives_the_same_result_and_gradients(batch, c_out, h, w, max_elements):
     """Runs of output rows of one image (down to a single row), whole images, several images
     per chunk and the whole batch at once all give the same output and gradients."""
-    case = dict(c_in=4, c_out=c_out, h=h, w=w, k=3, stride=1, padding=1, dilation=1, groups=2,
-                dg=2)
+    case = dict(c_in=4, c_out=c_out, h=h, w=w, k=3, stride=1, padding=1, dilation=1, groups=2, dg=2)
     inputs = make_inputs(case, batch=batch)
     out_ref, grads_ref = run(modulated_deform_conv2d_torch, inputs, case)
     out, grads = run(modulated_deform_conv2d_torch, inputs, case, max_elements=max_elements)
@@ -95,13 +93,15 @@ def test_chunking_gives_the_same_result_and_gradients(batch, c_out, h, w, max_el
         torch.testing.assert_close(grad, grad_ref)
 
 
-@pytest.mark.parametrize('max_elements, expected', [
-    (10**9, [(0, 3, 0, 5)]),                            # the whole batch in one chunk
-    (2 * 5 * 180, [(0, 2, 0, 5), (2, 3, 0, 5)]),        # two images, then one
-    (5 * 180, [(0, 1, 0, 5), (1, 2, 0, 5), (2, 3, 0, 5)]),
-    (2 * 180, [(i, i + 1, r, min(5, r + 2)) for i in range(3) for r in (0, 2, 4)]),  # rows
-    (1, [(i, i + 1, r, r + 1) for i in range(3) for r in range(5)]),  # at least one row each
-])
+@pytest.mark.parametrize(
+    'max_elements, expected',
+    [
+        (10**9, [(0, 3, 0, 5)]),  # the whole batch in one chunk
+        (2 * 5 * 180, [(0, 2, 0, 5), (2, 3, 0, 5)]),  # two images, then one
+        (5 * 180, [(0, 1, 0, 5), (1, 2, 0, 5), (2, 3, 0, 5)]),
+        (2 * 180, [(i, i + 1, r, min(5, r + 2)) for i in range(3) for r in (0, 2, 4)]),  # rows
+        (1, [(i, i + 1, r, r + 1) for i in range(3) for r in range(5)]),  # at least one row each
+    ])
 def test_chunks_are_whole_images_or_runs_of_rows(max_elements, expected):
     # 5 output rows of 5 positions x 9 taps x 4 channels = 180 values per row
     geometry = ConvGeometry(3, 4, (5, 5), 6, (3, 3), (1, 1), (1, 1), (1, 1), 1, 1)
@@ -116,15 +116,25 @@ def random_case(rng: random.Random) -> dict:
     groups, dg = rng.choice([1, 1, 2, 3]), rng.choice([1, 1, 2, 4])
     c_in = groups * dg * rng.randint(1, 3) // math.gcd(groups, dg)
     kh, kw = rng.choice([(1, 1), (3, 3), (3, 3), (2, 2), (1, 3), (3, 1), (5, 3), (4, 4)])
-    stride, dilation = (rng.randint(1, 3), rng.randint(1, 3)), (rng.randint(1, 2), rng.randint(1, 2))
+    stride, dilation = (rng.randint(1, 3), rng.randint(1, 3)), (rng.randint(1,
+                                                                            2), rng.randint(1, 2))
     padding = (rng.randint(0, kh), rng.randint(0, kw))
     h, w = rng.choice([1, 2, 5, 9]), rng.choice([1, 3, 7])
     # the output must not be empty
     h = max(h, dilation[0] * (kh - 1) + 1 - 2 * padding[0])
     w = max(w, dilation[1] * (kw - 1) + 1 - 2 * padding[1])
-    return dict(c_in=c_in, c_out=groups * rng.randint(1, 4), h=h, w=w, k=(kh, kw), stride=stride,
-                padding=padding, dilation=dilation, groups=groups, dg=dg,
-                batch=rng.randint(1, 3))
+    return dict(
+        c_in=c_in,
+        c_out=groups * rng.randint(1, 4),
+        h=h,
+        w=w,
+        k=(kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        dg=dg,
+        batch=rng.randint(1, 3))
 
 
 def torchvision_dcn(x, offset, mask, weight, bias, stride, padding, dilation, groups, dg):
@@ -153,16 +163,16 @@ def test_channels_last_inputs_give_the_same_result(impl):
     inputs = [t.detach() for t in make_inputs(case)]
     ref = modulated_deform_conv2d(*inputs, padding=1, deform_groups=2, impl=impl)
     x, offset, mask = (t.contiguous(memory_format=torch.channels_last) for t in inputs[:3])
-    out = modulated_deform_conv2d(x, offset, mask, *inputs[3:], padding=1, deform_groups=2,
-                                  impl=impl)
+    out = modulated_deform_conv2d(
+        x, offset, mask, *inputs[3:], padding=1, deform_groups=2, impl=impl)
     torch.testing.assert_close(out, ref)
 
 
 def test_zero_offsets_and_unit_mask_equal_a_dense_conv():
     case = dict(c_in=4, c_out=6, h=7, w=8, k=3, stride=2, padding=2, dilation=2, groups=2, dg=2)
     x, offset, mask, weight, bias = (t.detach() for t in make_inputs(case))
-    out = modulated_deform_conv2d_torch(x, torch.zeros_like(offset), torch.ones_like(mask),
-                                        weight, bias, 2, 2, 2, 2, 2)
+    out = modulated_deform_conv2d_torch(x, torch.zeros_like(offset), torch.ones_like(mask), weight,
+                                        bias, 2, 2, 2, 2, 2)
     ref = torch.nn.functional.conv2d(x, weight, bias, 2, 2, 2, 2)
     torch.testing.assert_close(out, ref)
 
@@ -194,7 +204,9 @@ def test_pack_state_dict_keys_match_mmcv():
 def test_auto_picks_torch_on_cpu_and_rejects_unknown_impl():
     assert resolve_impl('auto', torch.device('cpu')) == 'torch'
     assert resolve_impl('torch', torch.device('cpu')) == 'torch'
-    with pytest.raises(ValueError, match=r"deform_impl must be one of \('auto', 'mmcv', 'torch'\), got 'cuda'"):
+    with pytest.raises(
+            ValueError,
+            match=r"deform_impl must be one of \('auto', 'mmcv', 'torch'\), got 'cuda'"):
         check_impl('cuda')
 
 
@@ -212,17 +224,27 @@ def test_bad_shapes_raise_named_errors():
     x = torch.randn(1, 4, 5, 5)
     w = torch.randn(6, 4, 3, 3)
     with pytest.raises(ValueError, match='offset must have shape'):
-        modulated_deform_conv2d(x, torch.zeros(1, 17, 5, 5), torch.ones(1, 9, 5, 5), w,
-                                padding=1, impl='torch')
+        modulated_deform_conv2d(
+            x, torch.zeros(1, 17, 5, 5), torch.ones(1, 9, 5, 5), w, padding=1, impl='torch')
     with pytest.raises(ValueError, match='x has 4 channels'):
-        modulated_deform_conv2d(x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5),
-                                torch.randn(6, 3, 3, 3), padding=1, impl='torch')
+        modulated_deform_conv2d(
+            x,
+            torch.zeros(1, 18, 5, 5),
+            torch.ones(1, 9, 5, 5),
+            torch.randn(6, 3, 3, 3),
+            padding=1,
+            impl='torch')
     with pytest.raises(TypeError, match='x must be float32 or float64.*got torch.bfloat16'):
-        modulated_deform_conv2d(x.bfloat16(), torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5),
-                                w, padding=1, impl='torch')
+        modulated_deform_conv2d(
+            x.bfloat16(),
+            torch.zeros(1, 18, 5, 5),
+            torch.ones(1, 9, 5, 5),
+            w,
+            padding=1,
+            impl='torch')
     with pytest.raises(ValueError, match='max_elements must be a positive number'):
-        modulated_deform_conv2d_torch(x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5), w,
-                                      padding=1, max_elements=0)
+        modulated_deform_conv2d_torch(
+            x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5), w, padding=1, max_elements=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
@@ -236,7 +258,6 @@ def test_cuda_auto_uses_mmcv_kernel_and_matches_torch_path():
     torch.testing.assert_close(out, out_ref, rtol=1e-4, atol=1e-4)
     for grad, grad_ref in zip(grads, grads_ref):
         torch.testing.assert_close(grad, grad_ref, rtol=1e-3, atol=1e-3)
-
 
 
 def test_nan_offsets_stay_in_their_own_output_position():

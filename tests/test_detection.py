@@ -51,8 +51,7 @@ def test_coco_configs_build_and_follow_the_paper_recipe(config, backbone, neck_i
     from mmdet.registry import MODELS
     cfg = Config.fromfile(osp.join(ROOT, 'configs/das', config))
     assert cfg.model.backbone.type == backbone and cfg.model.neck.in_channels == neck_in
-    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9,
-                                               weight_decay=1e-4)
+    assert cfg.optim_wrapper.optimizer == dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4)
     assert cfg.auto_scale_lr.base_batch_size == 16 and cfg.train_cfg.max_epochs == 12
     assert cfg.model.backbone.init_cfg.type == 'Pretrained'
     cfg.model.backbone.init_cfg = None  # no download here
@@ -78,7 +77,8 @@ def test_warmup_changes_only_the_backbone_then_finetune_changes_all(shapes, tmp_
     torch.manual_seed(0)
     start = run_stage(cfg, str(tmp_path / 'start'))  # a "trained vanilla" starting point
     before = torch.load(start)['state_dict']
-    final = run_two_stage([backbone_warmup_cfg(cfg), cfg], str(tmp_path / 'two'),
+    final = run_two_stage([backbone_warmup_cfg(cfg), cfg],
+                          str(tmp_path / 'two'),
                           stage1_load_from=start)
     warm = torch.load(find_latest_checkpoint(str(tmp_path / 'two/stage1_backbone_warmup')))
     warm = warm['state_dict']
@@ -86,8 +86,10 @@ def test_warmup_changes_only_the_backbone_then_finetune_changes_all(shapes, tmp_
         if key.startswith('backbone.'):
             continue
         assert torch.equal(value, warm[key]), f'{key} changed during the backbone warm-up'
-    changed = [k for k, v in before.items() if k.startswith('backbone.') and
-               v.dtype.is_floating_point and not torch.equal(v, warm[k])]
+    changed = [
+        k for k, v in before.items()
+        if k.startswith('backbone.') and v.dtype.is_floating_point and not torch.equal(v, warm[k])
+    ]
     assert any('.das_gate.' not in k for k in changed) and len(changed) > 10
     after = torch.load(final)['state_dict']
     assert not torch.equal(after['roi_head.bbox_head.fc_cls.weight'],
@@ -129,8 +131,8 @@ def test_missing_dataset_names_the_path(tmp_path):
 
 def run_tool(args, timeout=600, env=None):
     env = dict(os.environ, **(env or {}), CUDA_VISIBLE_DEVICES='-1', PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable] + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def free_port() -> int:
@@ -141,15 +143,18 @@ def free_port() -> int:
 
 
 def test_our_train_tool_runs_two_process_ddp_with_gloo_on_cpu(shapes, tmp_path):
-    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={shapes}/',
-            f'val_dataloader.dataset.data_root={shapes}/',
-            f'val_evaluator.ann_file={shapes}/annotations/instances_val.json',
-            'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-            'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
-    proc = run_tool(['-m', 'torch.distributed.run', '--nproc_per_node=2',
-                     f'--master_port={free_port()}',
-                     'tools/train.py', DEMO, '--launcher', 'pytorch',
-                     '--work-dir', str(tmp_path)] + opts)
+    opts = [
+        '--cfg-options', f'train_dataloader.dataset.data_root={shapes}/',
+        f'val_dataloader.dataset.data_root={shapes}/',
+        f'val_evaluator.ann_file={shapes}/annotations/instances_val.json', 'train_cfg.max_iters=2',
+        'train_cfg.val_interval=2', 'train_dataloader.batch_size=2',
+        'default_hooks.logger.interval=1'
+    ]
+    proc = run_tool([
+        '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+        'tools/train.py', DEMO, '--launcher', 'pytorch', '--work-dir',
+        str(tmp_path)
+    ] + opts)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # world size 2

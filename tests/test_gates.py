@@ -5,14 +5,13 @@ import os.path as osp
 
 import pytest
 import torch
-from mmcv.cnn import ContextBlock, build_plugin_layer
+from mmcv.cnn import build_plugin_layer
 from mmdet.models.backbones import ResNet
 from mmengine.config import Config
 
 import mmdas  # noqa: F401
 from mmdas.models import DASResNet
-from mmdas.models.plugins import (CATGate, CBAMGate, DANetGate, ECAGate, SEGate,
-                                  TripletAttentionGate, eca_kernel_size)
+from mmdas.models.plugins import eca_kernel_size
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GATES = {
@@ -24,9 +23,14 @@ GATES = {
     'DANetGate': dict(type='DANetGate'),
     'ContextBlock': dict(type='ContextBlock', ratio=1. / 16),
 }
-ABBR = dict(SEGate='se_gate', CBAMGate='cbam_gate', ECAGate='eca_gate', CATGate='cat_gate',
-            TripletAttentionGate='triplet_attention_gate', DANetGate='danet_gate',
-            ContextBlock='context_block')
+ABBR = dict(
+    SEGate='se_gate',
+    CBAMGate='cbam_gate',
+    ECAGate='eca_gate',
+    CATGate='cat_gate',
+    TripletAttentionGate='triplet_attention_gate',
+    DANetGate='danet_gate',
+    ContextBlock='context_block')
 R50_WITH_CLASSIFIER = 25_557_032  # torchvision / mmpretrain ResNet-50 with its 1000-way fc
 R50_STAGES = ((256, 3), (512, 4), (1024, 6), (2048, 3))  # (channels, Bottlenecks) per stage
 
@@ -77,13 +81,16 @@ def per_block_count(gate_cfg: dict, stages=(True, True, True, True)) -> int:
     return sum(p.numel() for p in host.parameters()) - sum(p.numel() for p in plain.parameters())
 
 
-@pytest.mark.parametrize('gate_cfg, published_millions, stages', [
-    (dict(type='SEGate'), 28.09, (True, ) * 4),  # SENet, Table 2: SE-ResNet-50 28.09 M
-    (dict(type='CBAMGate'), 28.09, (True, ) * 4),  # CBAM, Table 3: ResNet50 + CBAM 28.09 M
-    (dict(type='TripletAttentionGate'), 25.56, (True, ) * 4),  # Triplet, ResNet-50 + TA 25.56 M
-    # GCNet, Table 2: GC blocks (r16) after conv3 of every block of c3-c5: 28.08 M
-    (dict(type='ContextBlock', ratio=1. / 16), 28.08, (False, True, True, True)),
-], ids=['SE', 'CBAM', 'Triplet', 'GC'])
+@pytest.mark.parametrize(
+    'gate_cfg, published_millions, stages',
+    [
+        (dict(type='SEGate'), 28.09, (True, ) * 4),  # SENet, Table 2: SE-ResNet-50 28.09 M
+        (dict(type='CBAMGate'), 28.09, (True, ) * 4),  # CBAM, Table 3: ResNet50 + CBAM 28.09 M
+        (dict(type='TripletAttentionGate'), 25.56, (True, ) * 4),  # Triplet, ResNet-50 + TA 25.56 M
+        # GCNet, Table 2: GC blocks (r16) after conv3 of every block of c3-c5: 28.08 M
+        (dict(type='ContextBlock', ratio=1. / 16), 28.08, (False, True, True, True)),
+    ],
+    ids=['SE', 'CBAM', 'Triplet', 'GC'])
 def test_resnet50_parameter_counts_match_the_papers(gate_cfg, published_millions, stages):
     total = R50_WITH_CLASSIFIER + per_block_count(gate_cfg, stages)
     assert round(total / 1e6, 2) == published_millions
@@ -118,8 +125,8 @@ def test_counts_at_the_das_placement_on_resnet50(name, scope):
     gates = model.das_gates()
     assert [type(g).__name__ for g in gates] == [name] * 4
     assert [getattr(model, f'layer{i}')[-1] is g for i, g in enumerate(gates, 1)] == [True] * 4
-    added = sum(p.numel() for p in model.parameters()) - sum(
-        p.numel() for p in ResNet(50).parameters())
+    added = sum(p.numel() for p in model.parameters()) - sum(p.numel()
+                                                             for p in ResNet(50).parameters())
     assert added == sum(hand_count(name, c) for c, _ in R50_STAGES)
 
 
@@ -136,8 +143,10 @@ def test_gate_config_errors_name_the_argument():
 
 def test_a_plain_checkpoint_loads_into_a_cbam_backbone_with_only_its_modules_new(tmp_path):
     torch.save(ResNet(50).state_dict(), tmp_path / 'r50.pth')
-    model = DASResNet(50, gate=dict(type='CBAMGate'),
-                      init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r50.pth')))
+    model = DASResNet(
+        50,
+        gate=dict(type='CBAMGate'),
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r50.pth')))
     model.init_weights()
     assert model.gate_name == 'cbam_gate' and hasattr(model.layer4, 'cbam_gate')
 
@@ -149,12 +158,16 @@ CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/gates/*.py')))
 def test_comparator_configs_change_only_the_gate(path, scope):
     from mmengine.registry import MODELS
     cfg = Config.fromfile(path)
-    base = Config.fromfile(osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py'
-                                    if 'faster-rcnn' in path else
-                                    'configs/mmpretrain/das-resnet50_8xb32_in1k.py'))
+    base = Config.fromfile(
+        osp.join(
+            ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py'
+            if 'faster-rcnn' in path else 'configs/mmpretrain/das-resnet50_8xb32_in1k.py'))
     assert cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg
-    differing = {k for k in set(cfg.model.backbone) | set(base.model.backbone)
-                 if cfg.model.backbone.get(k) != base.model.backbone.get(k)}
+    differing = {
+        k
+        for k in set(cfg.model.backbone) | set(base.model.backbone)
+        if cfg.model.backbone.get(k) != base.model.backbone.get(k)
+    }
     assert differing <= {'gate', 'gate_stages'}
     cfg.model.backbone.init_cfg = None
     with scope(cfg.get('default_scope', 'mmdet')):

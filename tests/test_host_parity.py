@@ -15,17 +15,31 @@ from mmengine.registry import DefaultScope
 import mmdas  # noqa: F401
 
 PLUGINS_GA_NL_CB = [  # mmdet's "1 GeneralizedAttention, 1 NonLocal2d, 1 ContextBlock" case
-    dict(cfg=dict(type='GeneralizedAttention', spatial_range=-1, num_heads=8,
-                  attention_type='0010', kv_stride=2), stages=(False, True, True, True),
-         position='after_conv2'),
+    dict(
+        cfg=dict(
+            type='GeneralizedAttention',
+            spatial_range=-1,
+            num_heads=8,
+            attention_type='0010',
+            kv_stride=2),
+        stages=(False, True, True, True),
+        position='after_conv2'),
     dict(cfg=dict(type='NonLocal2d'), position='after_conv2'),
-    dict(cfg=dict(type='ContextBlock', ratio=1. / 16), stages=(False, True, True, False),
-         position='after_conv3')]
+    dict(
+        cfg=dict(type='ContextBlock', ratio=1. / 16),
+        stages=(False, True, True, False),
+        position='after_conv3')
+]
 PLUGINS_2CB = [
-    dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1), stages=(False, True, True, False),
-         position='after_conv3'),
-    dict(cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2), stages=(False, True, True, False),
-         position='after_conv3')]
+    dict(
+        cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=1),
+        stages=(False, True, True, False),
+        position='after_conv3'),
+    dict(
+        cfg=dict(type='ContextBlock', ratio=1. / 16, postfix=2),
+        stages=(False, True, True, False),
+        position='after_conv3')
+]
 
 
 def shapes(channels, sizes, batch=1):
@@ -35,8 +49,8 @@ def shapes(channels, sizes, batch=1):
 R50 = (256, 512, 1024, 2048)
 S224 = (56, 28, 14, 7)
 S32 = (8, 4, 2, 1)
-MBV2_224 = [(1, 16, 112, 112), (1, 24, 56, 56), (1, 32, 28, 28), (1, 64, 14, 14),
-            (1, 96, 14, 14), (1, 160, 7, 7), (1, 320, 7, 7)]
+MBV2_224 = [(1, 16, 112, 112), (1, 24, 56, 56), (1, 32, 28, 28), (1, 64, 14, 14), (1, 96, 14, 14),
+            (1, 160, 7, 7), (1, 320, 7, 7)]
 MBV2_DET = dict(type='MobileNetV2', widen_factor=1.0, out_indices=range(0, 7))
 
 # (scope, host config, input size, output shapes the host's own test states)
@@ -44,80 +58,91 @@ HOST_CASES = [
     # mmdet test_resnet.py
     ('mmdet', dict(type='ResNet', depth=18), 32, shapes((64, 128, 256, 512), S32)),
     ('mmdet', dict(type='ResNet', depth=50, base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, out_indices=(0, 1, 2), base_channels=1), 32,
-     shapes((4, 8, 16), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, with_cp=True, base_channels=1), 32,
-     shapes((4, 8, 16, 32), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, base_channels=4,
-                   norm_cfg=dict(type='GN', num_groups=2, requires_grad=True)), 32,
-     shapes((16, 32, 64, 128), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_GA_NL_CB, base_channels=8), 32,
-     shapes((32, 64, 128, 256), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_2CB, base_channels=8), 32,
-     shapes((32, 64, 128, 256), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, zero_init_residual=True, base_channels=1), 32,
-     shapes((4, 8, 16, 32), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, out_indices=(0, 1, 2),
+                   base_channels=1), 32, shapes((4, 8, 16), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, with_cp=True,
+                   base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
+    ('mmdet',
+     dict(
+         type='ResNet',
+         depth=50,
+         base_channels=4,
+         norm_cfg=dict(type='GN', num_groups=2,
+                       requires_grad=True)), 32, shapes((16, 32, 64, 128), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_GA_NL_CB,
+                   base_channels=8), 32, shapes((32, 64, 128, 256), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_2CB,
+                   base_channels=8), 32, shapes((32, 64, 128, 256), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, zero_init_residual=True,
+                   base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
     ('mmdet', dict(type='ResNetV1d', depth=50, base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
     # (style='caffe' and deep_stem, which the issue names, with mmdet's defaults otherwise)
-    ('mmdet', dict(type='ResNet', depth=50, style='caffe', base_channels=2), 32,
-     shapes((8, 16, 32, 64), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, deep_stem=True, base_channels=2), 32,
-     shapes((8, 16, 32, 64), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, style='caffe',
+                   base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, deep_stem=True,
+                   base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
     # mmdet test_renext.py, test_res2net.py
     ('mmdet', dict(type='ResNeXt', depth=50, groups=32, base_width=4), 32, shapes(R50, S32)),
     ('mmdet', dict(type='Res2Net', depth=50, scales=4, base_width=26), 32, shapes(R50, S32)),
     # mmdet test_mobilenet_v2.py
-    ('mmdet', dict(type='MobileNetV2', widen_factor=1.0, out_indices=range(0, 8)), 224,
-     MBV2_224 + [(1, 1280, 7, 7)]),
-    ('mmdet', dict(type='MobileNetV2', widen_factor=0.5, out_indices=range(0, 7)), 224,
-     [(1, 8, 112, 112), (1, 16, 56, 56), (1, 16, 28, 28), (1, 32, 14, 14), (1, 48, 14, 14),
-      (1, 80, 7, 7), (1, 160, 7, 7)]),
-    ('mmdet', dict(type='MobileNetV2', widen_factor=2.0, out_indices=range(0, 8)), 224,
-     [(1, 32, 112, 112), (1, 48, 56, 56), (1, 64, 28, 28), (1, 128, 14, 14), (1, 192, 14, 14),
-      (1, 320, 7, 7), (1, 640, 7, 7), (1, 2560, 7, 7)]),
+    ('mmdet', dict(type='MobileNetV2', widen_factor=1.0,
+                   out_indices=range(0, 8)), 224, MBV2_224 + [(1, 1280, 7, 7)]),
+    ('mmdet', dict(type='MobileNetV2', widen_factor=0.5,
+                   out_indices=range(0,
+                                     7)), 224, [(1, 8, 112, 112), (1, 16, 56, 56), (1, 16, 28, 28),
+                                                (1, 32, 14, 14), (1, 48, 14, 14), (1, 80, 7, 7),
+                                                (1, 160, 7, 7)]),
+    ('mmdet', dict(type='MobileNetV2', widen_factor=2.0,
+                   out_indices=range(0, 8)), 224, [(1, 32, 112, 112), (1, 48, 56, 56),
+                                                   (1, 64, 28, 28), (1, 128, 14, 14),
+                                                   (1, 192, 14, 14), (1, 320, 7, 7), (1, 640, 7, 7),
+                                                   (1, 2560, 7, 7)]),
     ('mmdet', dict(MBV2_DET, act_cfg=dict(type='ReLU')), 224, MBV2_224),
     ('mmdet', MBV2_DET, 224, MBV2_224),
-    ('mmdet', dict(MBV2_DET, norm_cfg=dict(type='GN', num_groups=2, requires_grad=True)), 224,
-     MBV2_224),
-    ('mmdet', dict(type='MobileNetV2', widen_factor=1.0, out_indices=(0, 2, 4)), 224,
-     [MBV2_224[0], MBV2_224[2], MBV2_224[4]]),
+    ('mmdet', dict(MBV2_DET, norm_cfg=dict(type='GN', num_groups=2,
+                                           requires_grad=True)), 224, MBV2_224),
+    ('mmdet', dict(type='MobileNetV2', widen_factor=1.0,
+                   out_indices=(0, 2, 4)), 224, [MBV2_224[0], MBV2_224[2], MBV2_224[4]]),
     ('mmdet', dict(MBV2_DET, with_cp=True), 224, MBV2_224),
     # mmpretrain test_resnet.py
-    ('mmpretrain', dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3)), 224,
-     shapes((64, 128, 256, 512), S224)),
+    ('mmpretrain', dict(type='ResNet', depth=18,
+                        out_indices=(0, 1, 2, 3)), 224, shapes((64, 128, 256, 512), S224)),
     ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
-    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3), drop_path_rate=0.5),
-     224, shapes(R50, S224)),
-    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2)), 224,
-     shapes(R50[:3], S224)),
+    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3),
+                        drop_path_rate=0.5), 224, shapes(R50, S224)),
+    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2)), 224, shapes(R50[:3],
+                                                                                     S224)),
     ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(3, )), 224, [(1, 2048, 7, 7)]),
-    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3), with_cp=True), 224,
-     shapes(R50, S224)),
-    ('mmpretrain', dict(type='ResNet', depth=50, base_channels=32, out_indices=(0, 1, 2, 3)),
-     224, shapes((128, 256, 512, 1024), S224)),
-    ('mmpretrain', dict(type='ResNetV1c', depth=50, out_indices=(0, 1, 2, 3)), 224,
-     shapes(R50, S224)),
-    ('mmpretrain', dict(type='ResNetV1d', depth=50, out_indices=(0, 1, 2, 3)), 224,
-     shapes(R50, S224)),
-    # mmpretrain test_resnext.py, test_res2net.py
-    ('mmpretrain', dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
+    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3),
+                        with_cp=True), 224, shapes(R50, S224)),
+    ('mmpretrain', dict(type='ResNet', depth=50, base_channels=32,
+                        out_indices=(0, 1, 2, 3)), 224, shapes((128, 256, 512, 1024), S224)),
+    ('mmpretrain', dict(type='ResNetV1c', depth=50,
                         out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+    ('mmpretrain', dict(type='ResNetV1d', depth=50,
+                        out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+    # mmpretrain test_resnext.py, test_res2net.py
+    ('mmpretrain',
+     dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
+          out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
     ('mmpretrain', dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
                         out_indices=(3, )), 224, [(1, 2048, 7, 7)]),
-    ('mmpretrain', dict(type='Res2Net', depth=50, out_indices=(0, 1, 2, 3), deep_stem=True,
-                        avg_down=True), 224, shapes(R50, S224)),
-    ('mmpretrain', dict(type='Res2Net', depth=101, out_indices=(0, 1, 2, 3), deep_stem=False,
-                        avg_down=False), 224, shapes(R50, S224)),
+    ('mmpretrain',
+     dict(type='Res2Net', depth=50, out_indices=(0, 1, 2, 3), deep_stem=True,
+          avg_down=True), 224, shapes(R50, S224)),
+    ('mmpretrain',
+     dict(type='Res2Net', depth=101, out_indices=(0, 1, 2, 3), deep_stem=False,
+          avg_down=False), 224, shapes(R50, S224)),
     # mmpretrain test_mobilenet_v2.py
-    ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0, out_indices=range(0, 8)), 224,
-     MBV2_224 + [(1, 1280, 7, 7)]),
+    ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0,
+                        out_indices=range(0, 8)), 224, MBV2_224 + [(1, 1280, 7, 7)]),
     ('mmpretrain', dict(type='MobileNetV2', widen_factor=2.0), 224, [(1, 2560, 7, 7)]),
     ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0), 224, [(1, 1280, 7, 7)]),
     ('mmpretrain', dict(MBV2_DET, act_cfg=dict(type='ReLU')), 224, MBV2_224),
-    ('mmpretrain', dict(MBV2_DET, norm_cfg=dict(type='GN', num_groups=2, requires_grad=True)),
-     224, MBV2_224),
-    ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0, out_indices=(0, 2, 4)), 224,
-     [MBV2_224[0], MBV2_224[2], MBV2_224[4]]),
+    ('mmpretrain', dict(MBV2_DET, norm_cfg=dict(type='GN', num_groups=2,
+                                                requires_grad=True)), 224, MBV2_224),
+    ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0,
+                        out_indices=(0, 2, 4)), 224, [MBV2_224[0], MBV2_224[2], MBV2_224[4]]),
     ('mmpretrain', dict(MBV2_DET, with_cp=True), 224, MBV2_224),
 ]
 
@@ -168,21 +193,24 @@ def test_every_forward_case_of_the_host_suites(case):
         assert run(das, x, mode) == host_result, f'{mode} mode'
 
 
-@pytest.mark.parametrize('scope, cfg', [
-    ('mmdet', dict(type='ResNet', depth=50, frozen_stages=1, base_channels=1)),
-    ('mmdet', dict(type='ResNetV1d', depth=50, frozen_stages=1, base_channels=2)),
-    ('mmdet', dict(type='MobileNetV2', frozen_stages=1)),
-    ('mmpretrain', dict(type='ResNet', depth=50, frozen_stages=1)),
-    ('mmpretrain', dict(type='ResNetV1d', depth=50, frozen_stages=1)),
-    ('mmpretrain', dict(type='Res2Net', depth=50, frozen_stages=1, deep_stem=False)),
-    ('mmpretrain', dict(type='MobileNetV2', frozen_stages=1)),
-], ids=lambda v: v if isinstance(v, str) else v['type'])
+@pytest.mark.parametrize(
+    'scope, cfg', [
+        ('mmdet', dict(type='ResNet', depth=50, frozen_stages=1, base_channels=1)),
+        ('mmdet', dict(type='ResNetV1d', depth=50, frozen_stages=1, base_channels=2)),
+        ('mmdet', dict(type='MobileNetV2', frozen_stages=1)),
+        ('mmpretrain', dict(type='ResNet', depth=50, frozen_stages=1)),
+        ('mmpretrain', dict(type='ResNetV1d', depth=50, frozen_stages=1)),
+        ('mmpretrain', dict(type='Res2Net', depth=50, frozen_stages=1, deep_stem=False)),
+        ('mmpretrain', dict(type='MobileNetV2', frozen_stages=1)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v['type'])
 def test_frozen_stages_and_norm_eval_as_the_host(scope, cfg):
     """The host's frozen and eval-mode modules are frozen in the DAS variant too; the gates
     of frozen stages are the one deliberate difference (they keep training, see README)."""
     for extra in (dict(), dict(norm_eval=True)):
-        host, das = build(scope, dict(cfg, **extra), das=False), build(scope, dict(cfg, **extra),
-                                                                       das=True)
+        host, das = build(
+            scope, dict(cfg, **extra), das=False), build(
+                scope, dict(cfg, **extra), das=True)
         host.train()
         das.train()
         gate_params = {id(p) for g in das.das_gates() for p in g.parameters()}
@@ -216,9 +244,10 @@ SIZES = (8, 15, 16, 32, 33, 64, 96)
 
 
 @pytest.mark.parametrize('batch', [1, 2])
-@pytest.mark.parametrize('scope, cfg', SWEEP_BACKBONES,
-                         ids=[f"{s}-{c['type']}{c['depth'] if 'depth' in c else ''}"
-                              for s, c in SWEEP_BACKBONES])
+@pytest.mark.parametrize(
+    'scope, cfg',
+    SWEEP_BACKBONES,
+    ids=[f"{s}-{c['type']}{c['depth'] if 'depth' in c else ''}" for s, c in SWEEP_BACKBONES])
 def test_size_sweep_forward_and_backward(scope, cfg, batch):
     """Every size from 8 to 96 px (a 1x1 map at stride 32 included), train and eval: the DAS
     variant runs exactly where the host runs, and its gates get gradients."""
@@ -241,9 +270,15 @@ def test_size_sweep_forward_and_backward(scope, cfg, batch):
 def test_size_sweep_of_the_plugin_inside_mmdet_resnet(position, batch):
     from mmdet.models.backbones import ResNet
     torch.manual_seed(0)
-    model = ResNet(50, base_channels=16, plugins=[dict(
-        cfg=dict(type='DASGate', deform_impl='torch'), stages=(True, True, True, True),
-        position=position)])
+    model = ResNet(
+        50,
+        base_channels=16,
+        plugins=[
+            dict(
+                cfg=dict(type='DASGate', deform_impl='torch'),
+                stages=(True, True, True, True),
+                position=position)
+        ])
     for size in SIZES:
         result = run(model, torch.randn(batch, 3, size, size), 'train', backward=True)
         assert isinstance(result, list), f'{size} px: {result}'

@@ -18,8 +18,11 @@ from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EXPORTERS = ['dynamo', 'torchscript']
-IMPLS = ['auto', 'torch', pytest.param('mmcv', marks=pytest.mark.skipif(
-    not mmcv_ops_available(), reason='mmcv built without ops'))]
+IMPLS = [
+    'auto', 'torch',
+    pytest.param(
+        'mmcv', marks=pytest.mark.skipif(not mmcv_ops_available(), reason='mmcv built without ops'))
+]
 
 
 def deform(module: torch.nn.Module, scale: float = 0.3) -> torch.nn.Module:
@@ -38,8 +41,7 @@ def deform_convs(path) -> int:
 
 def assert_matches(outputs, expected, rtol=1e-4, atol=1e-5):
     expected = expected if isinstance(expected, (tuple, list)) else (expected, )
-    checks = compare_outputs(expected, outputs, [str(i) for i in range(len(expected))], rtol,
-                             atol)
+    checks = compare_outputs(expected, outputs, [str(i) for i in range(len(expected))], rtol, atol)
     assert all(c.ok for c in checks), checks
 
 
@@ -66,15 +68,22 @@ def test_gate_exports_as_one_deform_conv_with_plain_torch_onnx_export(impl, expo
         assert (gate(x) - expected).abs().max() > 1e-2
 
 
-OP_CASES = [dict(), dict(stride=2), dict(dilation=2, padding=2), dict(groups=2),
-            dict(deform_groups=2), dict(groups=2, deform_groups=4, stride=(2, 1)),
-            dict(kernel_size=(3, 5), padding=(1, 2)), dict(kernel_size=1, padding=0),
-            dict(bias=False)]
+OP_CASES = [
+    dict(),
+    dict(stride=2),
+    dict(dilation=2, padding=2),
+    dict(groups=2),
+    dict(deform_groups=2),
+    dict(groups=2, deform_groups=4, stride=(2, 1)),
+    dict(kernel_size=(3, 5), padding=(1, 2)),
+    dict(kernel_size=1, padding=0),
+    dict(bias=False)
+]
 
 
 @pytest.mark.parametrize('exporter', EXPORTERS)
-@pytest.mark.parametrize('case', OP_CASES, ids=lambda c: '-'.join(f'{k}{v}' for k, v in c.items())
-                         or 'default')
+@pytest.mark.parametrize(
+    'case', OP_CASES, ids=lambda c: '-'.join(f'{k}{v}' for k, v in c.items()) or 'default')
 def test_the_deformable_conv_exports_with_its_own_arguments(case, exporter, tmp_path):
     layer = deform(ModulatedDeformConv2dPack(8, 6, **{'padding': 1, **case}), 1.0)
     x = torch.randn(2, 8, 9, 10)
@@ -102,9 +111,14 @@ def test_backbones_export_with_free_batch_and_size(name, exporter, tmp_path):
     model = BACKBONES[name]()
     model.init_weights()
     deform(model, 0.05)
-    path = export_onnx(model, torch.randn(1, 3, 64, 64), str(tmp_path / 'backbone.onnx'),
-                       exporter, dynamic_batch=True, dynamic_shape=True,
-                       output_names=[f'out{i}' for i in range(4)])
+    path = export_onnx(
+        model,
+        torch.randn(1, 3, 64, 64),
+        str(tmp_path / 'backbone.onnx'),
+        exporter,
+        dynamic_batch=True,
+        dynamic_shape=True,
+        output_names=[f'out{i}' for i in range(4)])
     assert deform_convs(path) == 4 and not nonstandard_operators(path)
     for batch, h, w in [(1, 64, 64), (2, 48, 80), (1, 32, 32), (3, 97, 65), (1, 8, 8)]:
         x = torch.randn(batch, 3, h, w)
@@ -140,8 +154,13 @@ def test_an_opset_without_deform_conv_is_refused_with_the_one_that_works(tmp_pat
 
 def run_tool(args):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, 'tools/deployment/pytorch2onnx.py'] + args, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, 'tools/deployment/pytorch2onnx.py'] + args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env)
 
 
 def write_checkpoint(config: str, path, scope: str) -> None:
@@ -162,33 +181,43 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
     config = 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py'
     write_checkpoint(config, tmp_path / 'cls.pth', 'mmpretrain')
     out = str(tmp_path / 'cls.onnx')
-    proc = run_tool([config, '--checkpoint', str(tmp_path / 'cls.pth'), '--shape', '64', '64',
-                     '--out', out, '--dynamic-batch', '--dynamic-shape'])
+    proc = run_tool([
+        config, '--checkpoint',
+        str(tmp_path / 'cls.pth'), '--shape', '64', '64', '--out', out, '--dynamic-batch',
+        '--dynamic-shape'
+    ])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert '4 DeformConv' in proc.stdout and 'ONNX Runtime matches PyTorch' in proc.stdout
     assert '2x3x64x64 scores (2, 4)' in proc.stdout and '1x3x32x32 scores' in proc.stdout
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert meta['mean'] == '[127.5, 127.5, 127.5]' and 'RGB' in meta['channel_order']
     # The same check with no tolerance at all fails, with status 1 and the difference named.
-    proc = run_tool([config, '--checkpoint', str(tmp_path / 'cls.pth'), '--shape', '64', '64',
-                     '--out', out, '--rtol', '0', '--atol', '0'])
+    proc = run_tool([
+        config, '--checkpoint',
+        str(tmp_path / 'cls.pth'), '--shape', '64', '64', '--out', out, '--rtol', '0', '--atol', '0'
+    ])
     assert proc.returncode == 1 and 'scores at 1x3x64x64 differs by' in proc.stderr
 
 
 def test_tool_exports_a_das_detector_backbone_and_neck(tmp_path):
     config = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
     write_checkpoint(config, tmp_path / 'det.pth', 'mmdet')
-    proc = run_tool([config, '--checkpoint', str(tmp_path / 'det.pth'), '--shape', '96', '96',
-                     '--out', str(tmp_path / 'det.onnx'), '--exporter', 'torchscript',
-                     '--dynamic-shape'])
+    proc = run_tool([
+        config, '--checkpoint',
+        str(tmp_path / 'det.pth'), '--shape', '96', '96', '--out',
+        str(tmp_path / 'det.onnx'), '--exporter', 'torchscript', '--dynamic-shape'
+    ])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'feat4' in proc.stdout and '1x3x32x32 feat3 (1, 64, 1, 1)' in proc.stdout
 
 
 def test_tool_names_the_keys_of_a_checkpoint_that_does_not_fit(tmp_path):
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)}), tmp_path / 'x.pth')
-    proc = run_tool(['configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py', '--checkpoint',
-                     str(tmp_path / 'x.pth'), '--out', str(tmp_path / 'x.onnx')])
+    proc = run_tool([
+        'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py', '--checkpoint',
+        str(tmp_path / 'x.pth'), '--out',
+        str(tmp_path / 'x.onnx')
+    ])
     assert proc.returncode != 0
     assert "does not fit the model of the config" in proc.stderr
     assert 'missing (backbone.bn1.weight' in proc.stderr and 'with another shape' in proc.stderr

@@ -12,9 +12,15 @@ from mmdas.models import DASGate, DASResNet
 @pytest.mark.parametrize('host', [ResNet, ResNeXt])
 def test_plugin_at_every_mmdet_position(host, position, channels):
     extra = dict(groups=32, base_width=4) if host is ResNeXt else {}
-    model = host(depth=50, plugins=[dict(cfg=dict(type='DASGate', alpha=0.25, postfix='_1'),
-                                         stages=(True, False, False, True), position=position)],
-                 **extra)
+    model = host(
+        depth=50,
+        plugins=[
+            dict(
+                cfg=dict(type='DASGate', alpha=0.25, postfix='_1'),
+                stages=(True, False, False, True),
+                position=position)
+        ],
+        **extra)
     block = model.layer1[0]
     gate = getattr(block, 'das_gate_1')
     assert isinstance(gate, DASGate) and gate.alpha == 0.25
@@ -29,8 +35,8 @@ def test_plugin_at_every_mmdet_position(host, position, channels):
 
 
 def test_shipped_plugin_config_builds(scope):
-    from mmengine.config import Config
     from mmdet.registry import MODELS
+    from mmengine.config import Config
     cfg = Config.fromfile('configs/das/faster-rcnn_r50-das-plugin_fpn_1x_coco.py')
     with scope('mmdet'):
         backbone = MODELS.build(cfg.model.backbone)
@@ -39,5 +45,6 @@ def test_shipped_plugin_config_builds(scope):
 
 
 def test_basic_block_plugins_point_to_das_resnet():
-    with pytest.raises(ValueError, match=r"BasicBlock \(ResNet-18\) accepts no plugins.*gate_stages"):
+    with pytest.raises(
+            ValueError, match=r"BasicBlock \(ResNet-18\) accepts no plugins.*gate_stages"):
         DASResNet(18, plugins=[dict(cfg=dict(type='DASGate'), position='after_conv2')])

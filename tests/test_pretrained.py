@@ -33,43 +33,50 @@ def test_mmdet_detector_checkpoint_with_prefix(tmp_path):
     state = {f'backbone.{k}': v for k, v in host.state_dict().items()}
     state['neck.lateral_convs.0.conv.weight'] = torch.zeros(1)
     torch.save(dict(state_dict=state, meta=dict(epoch=12)), tmp_path / 'det.pth')
-    model = DASResNet(50, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth'),
-                                        prefix='backbone.'))
+    model = DASResNet(
+        50,
+        init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth'), prefix='backbone.'))
     model.init_weights()
     assert_loaded(model, state, 'backbone.')
 
 
 def test_mmpretrain_classifier_checkpoint(tmp_path, scope):
     with scope('mmpretrain'):
-        classifier = CLS.build(dict(type='ImageClassifier',
-                                    backbone=dict(type='ResNet', depth=18),
-                                    neck=dict(type='GlobalAveragePooling'),
-                                    head=dict(type='LinearClsHead', num_classes=10,
-                                              in_channels=512)))
+        classifier = CLS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='ResNet', depth=18),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=10, in_channels=512)))
     state = classifier.state_dict()
     torch.save(dict(state_dict=state), tmp_path / 'cls.pth')
     with scope('mmpretrain'):
         cls_flavour = CLS.get('DASResNet')
     for flavour in (DASResNet, cls_flavour):
-        model = flavour(18, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'cls.pth'),
-                                          prefix='backbone.'))
+        model = flavour(
+            18,
+            init_cfg=dict(
+                type='Pretrained', checkpoint=str(tmp_path / 'cls.pth'), prefix='backbone.'))
         model.init_weights()
         assert_loaded(model, state, 'backbone.')
 
 
 def test_das_trained_under_mmpretrain_loads_into_mmdet_das_with_every_tensor(tmp_path, scope):
     with scope('mmpretrain'):
-        classifier = CLS.build(dict(type='ImageClassifier',
-                                    backbone=dict(type='DASResNet', depth=18),
-                                    neck=dict(type='GlobalAveragePooling'),
-                                    head=dict(type='LinearClsHead', num_classes=10,
-                                              in_channels=512)))
+        classifier = CLS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='DASResNet', depth=18),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=10, in_channels=512)))
     assert not isinstance(classifier.backbone, DASResNet)  # mmpretrain's flavour
     for p in classifier.parameters():  # "trained": every tensor differs from a fresh init
         p.data.normal_()
     torch.save(dict(state_dict=classifier.state_dict()), tmp_path / 'das_cls.pth')
-    model = DASResNet(18, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'das_cls.pth'),
-                                        prefix='backbone.'))
+    model = DASResNet(
+        18,
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'das_cls.pth'), prefix='backbone.'))
     model.init_weights()
     state = classifier.state_dict()
     for key, value in model.state_dict().items():

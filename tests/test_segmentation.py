@@ -28,14 +28,24 @@ def tiny_cfg(root: str, work_dir, backbone: dict) -> Config:
     cfg.model.decode_head.update(in_channels=512, channels=32, num_classes=5)
     cfg.model.auxiliary_head.update(in_channels=256, channels=16, num_classes=5)
     cfg.model.data_preprocessor.size = (64, 64)
-    dataset = dict(type='BaseSegDataset', data_root=root, img_suffix='.jpg',
-                   seg_map_suffix='.png', metainfo=dict(classes=('background', ) + SHAPE_CLASSES),
-                   data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
-                   pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                             dict(type='RandomCrop', crop_size=(64, 64)),
-                             dict(type='PackSegInputs')])
-    cfg.train_dataloader = dict(batch_size=2, num_workers=0, dataset=dataset,
-                                sampler=dict(type='InfiniteSampler', shuffle=True))
+    dataset = dict(
+        type='BaseSegDataset',
+        data_root=root,
+        img_suffix='.jpg',
+        seg_map_suffix='.png',
+        metainfo=dict(classes=('background', ) + SHAPE_CLASSES),
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='RandomCrop', crop_size=(64, 64)),
+            dict(type='PackSegInputs')
+        ])
+    cfg.train_dataloader = dict(
+        batch_size=2,
+        num_workers=0,
+        dataset=dataset,
+        sampler=dict(type='InfiniteSampler', shuffle=True))
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=100)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
@@ -45,14 +55,24 @@ def tiny_cfg(root: str, work_dir, backbone: dict) -> Config:
     return cfg
 
 
-@pytest.mark.parametrize('backbone', [
-    dict(),  # the config's DASResNetV1c: a gate after each stage
-    dict(type='ResNetV1c', gate_stages=None, gate=None,  # mmseg's own ResNetV1c + the plugin
-         plugins=[dict(cfg=dict(type='DASGate', alpha=0.25), stages=(False, True, True, True),
-                       position='after_conv3')]),
-], ids=['stage-gates', 'plugin'])
-def test_an_mmseg_segmentor_with_das_gates_trains_through_mmseg_runner(shapes_seg, tmp_path,
-                                                                        backbone):
+@pytest.mark.parametrize(
+    'backbone',
+    [
+        dict(),  # the config's DASResNetV1c: a gate after each stage
+        dict(
+            type='ResNetV1c',
+            gate_stages=None,
+            gate=None,  # mmseg's own ResNetV1c + the plugin
+            plugins=[
+                dict(
+                    cfg=dict(type='DASGate', alpha=0.25),
+                    stages=(False, True, True, True),
+                    position='after_conv3')
+            ]),
+    ],
+    ids=['stage-gates', 'plugin'])
+def test_an_mmseg_segmentor_with_das_gates_trains_through_mmseg_runner(
+        shapes_seg, tmp_path, backbone):
     from mmdas.models import DASGate
     cfg = tiny_cfg(shapes_seg, tmp_path, {k: v for k, v in backbone.items() if v is not None})
     for key in ('gate_stages', 'gate'):

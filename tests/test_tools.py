@@ -21,8 +21,8 @@ def framework_tool(package: str, name: str) -> str:
 
 def run(args, timeout=600):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='-1', PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    proc = subprocess.run(
+        [sys.executable] + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -31,13 +31,14 @@ def run(args, timeout=600):
 def det_opts(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('shapes'))
     make_shapes_coco(root, num_train=8, num_val=4, size=96)
-    return ['--cfg-options', f'train_dataloader.dataset.data_root={root}/',
-            f'val_dataloader.dataset.data_root={root}/',
-            f'test_dataloader.dataset.data_root={root}/',
-            f'val_evaluator.ann_file={root}/annotations/instances_val.json',
-            f'test_evaluator.ann_file={root}/annotations/instances_val.json',
-            'train_dataloader.batch_size=2', 'train_cfg.val_interval=100',
-            'default_hooks.checkpoint.interval=1']
+    return [
+        '--cfg-options', f'train_dataloader.dataset.data_root={root}/',
+        f'val_dataloader.dataset.data_root={root}/', f'test_dataloader.dataset.data_root={root}/',
+        f'val_evaluator.ann_file={root}/annotations/instances_val.json',
+        f'test_evaluator.ann_file={root}/annotations/instances_val.json',
+        'train_dataloader.batch_size=2', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=1'
+    ]
 
 
 @pytest.mark.parametrize('tools', ['mmdet', 'ours'])
@@ -45,18 +46,18 @@ def test_detection_train_and_test_tools_print_coco_ap(tools, det_opts, tmp_path)
     train = framework_tool('mmdet', 'train.py') if tools == 'mmdet' else 'tools/train.py'
     test = framework_tool('mmdet', 'test.py') if tools == 'mmdet' else 'tools/test.py'
     run([train, DET, '--work-dir', str(tmp_path)] + det_opts + ['train_cfg.max_iters=2'])
-    log = run([test, DET, str(tmp_path / 'iter_2.pth'), '--work-dir', str(tmp_path / 't')]
-              + det_opts)
+    log = run(
+        [test, DET, str(tmp_path / 'iter_2.pth'), '--work-dir',
+         str(tmp_path / 't')] + det_opts)
     # pycocotools' AP table, as printed by mmdet's CocoMetric
     assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]' in log
     assert 'coco/bbox_mAP' in log
 
 
 def test_our_train_tool_resumes_after_an_interruption(det_opts, tmp_path):
-    run(['tools/train.py', DET, '--work-dir', str(tmp_path)] + det_opts +
-        ['train_cfg.max_iters=2'])
-    log = run(['tools/train.py', DET, '--work-dir', str(tmp_path), '--resume'] + det_opts +
-              ['train_cfg.max_iters=3'])
+    run(['tools/train.py', DET, '--work-dir', str(tmp_path)] + det_opts + ['train_cfg.max_iters=2'])
+    log = run(['tools/train.py', DET, '--work-dir',
+               str(tmp_path), '--resume'] + det_opts + ['train_cfg.max_iters=3'])
     assert 'resumed epoch: 0, iter: 2' in log
     assert torch.load(tmp_path / 'iter_3.pth')['meta']['iter'] == 3
 
@@ -65,13 +66,15 @@ def test_our_train_tool_resumes_after_an_interruption(det_opts, tmp_path):
 def test_classification_train_and_test_tools_print_top1(tools, tmp_path):
     root = str(tmp_path / 'data')
     make_shapes_folder(root, num_train_per_class=4, num_val_per_class=2, size=32)
-    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
-            f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
-            'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-            'default_hooks.checkpoint.interval=1']
+    opts = [
+        '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+        f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1'
+    ]
     train = framework_tool('mmpretrain', 'train.py') if tools == 'mmpretrain' else 'tools/train.py'
     test = framework_tool('mmpretrain', 'test.py') if tools == 'mmpretrain' else 'tools/test.py'
     run([train, CLS, '--work-dir', str(tmp_path / 'w')] + opts)
-    log = run([test, CLS, str(tmp_path / 'w' / 'epoch_1.pth'), '--work-dir', str(tmp_path / 't')]
-              + opts)
+    log = run([test, CLS,
+               str(tmp_path / 'w' / 'epoch_1.pth'), '--work-dir',
+               str(tmp_path / 't')] + opts)
     assert 'accuracy/top1' in log

@@ -18,8 +18,9 @@ import mmdas  # noqa: F401
 from mmdas.datasets import make_shapes_coco
 from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
 
-CONFIGS = dict(das='configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py',
-               vanilla='configs/das/demo/faster-rcnn_r18-w16_fpn_shapes.py')
+CONFIGS = dict(
+    das='configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py',
+    vanilla='configs/das/demo/faster-rcnn_r18-w16_fpn_shapes.py')
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 
 
@@ -41,8 +42,8 @@ def evaluate(path: str, checkpoint: str, work_dir: str, show_dir: str = None) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')
     parser.add_argument('--base-iters', type=int, default=300)
@@ -53,14 +54,15 @@ def main() -> None:
     if not osp.isfile(osp.join(args.data_root, 'annotations', 'instances_val.json')):
         make_shapes_coco(args.data_root)
     wd = args.work_dir
-    base = run_stage(iter_cfg(CONFIGS['vanilla'], args.base_iters, wd), osp.join(wd, 'base_vanilla'))
+    base = run_stage(
+        iter_cfg(CONFIGS['vanilla'], args.base_iters, wd), osp.join(wd, 'base_vanilla'))
     results = {}
     for name, path in CONFIGS.items():
         finetune = iter_cfg(path, args.finetune_iters, wd)
         warmup = backbone_warmup_cfg(iter_cfg(path, args.warmup_iters, wd))
         final = run_two_stage([warmup, finetune], osp.join(wd, name), stage1_load_from=base)
-        results[name] = evaluate(path, final, osp.join(wd, name, 'test'),
-                                 show_dir=osp.join(wd, name, 'detections'))
+        results[name] = evaluate(
+            path, final, osp.join(wd, name, 'test'), show_dir=osp.join(wd, name, 'detections'))
 
     print('\nCOCO bbox AP on the synthetic val set (pycocotools), same data and schedule:')
     print(f"{'metric':<14}" + ''.join(f'{name:>10}' for name in results))

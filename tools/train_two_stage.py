@@ -16,15 +16,20 @@ from mmdas.engine import run_two_stage
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('warmup_config', help='stage 1: backbone warm-up config')
     parser.add_argument('finetune_config', help='stage 2: full fine-tune config')
     parser.add_argument('--work-dir', required=True)
-    parser.add_argument('--stage1-load-from', help='checkpoint stage 1 starts from '
-                        '(a trained vanilla detector); default: the config\'s load_from')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides applied to both stage configs')
+    parser.add_argument(
+        '--stage1-load-from',
+        help='checkpoint stage 1 starts from '
+        '(a trained vanilla detector); default: the config\'s load_from')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='overrides applied to both stage configs')
     args = parser.parse_args()
     cfgs = [Config.fromfile(path) for path in (args.warmup_config, args.finetune_config)]
     for cfg in cfgs:

@@ -13,7 +13,11 @@ _base_ = './faster-rcnn_das-r50_fpn_1x_coco.py'
 
 frozen = dict(lr_mult=0.0, decay_mult=0.0)
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'neck.': frozen, 'rpn_head.': frozen, 'roi_head.': frozen}))
+    paramwise_cfg=dict(custom_keys={
+        'neck.': frozen,
+        'rpn_head.': frozen,
+        'roi_head.': frozen
+    }))
 
 train_cfg = dict(max_epochs=1, val_interval=1)
 param_scheduler = [

@@ -6,6 +6,8 @@ custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(plugins=[
-        dict(cfg=dict(type='DASGate', alpha=0.2), stages=(False, True, True, True),
-             position='after_conv3')
+        dict(
+            cfg=dict(type='DASGate', alpha=0.2),
+            stages=(False, True, True, True),
+            position='after_conv3')
     ]))

@@ -4,6 +4,4 @@
 # the DAS-R50 config's.
 _base_ = '../das/faster-rcnn_das-r50_fpn_1x_coco.py'
 
-model = dict(
-    backbone=dict(
-        gate=dict(_delete_=True, type='CATGate', reduction=16, kernel_size=7)))
+model = dict(backbone=dict(gate=dict(_delete_=True, type='CATGate', reduction=16, kernel_size=7)))

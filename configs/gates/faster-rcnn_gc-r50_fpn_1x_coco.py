@@ -3,6 +3,4 @@
 # its gates. Everything else (recipe, schedule, ImageNet init) is the DAS-R50 config's.
 _base_ = '../das/faster-rcnn_das-r50_fpn_1x_coco.py'
 
-model = dict(
-    backbone=dict(
-        gate=dict(_delete_=True, type='ContextBlock', ratio=1. / 16)))
+model = dict(backbone=dict(gate=dict(_delete_=True, type='ContextBlock', ratio=1. / 16)))

@@ -3,6 +3,4 @@
 # schedule, ImageNet init) is the DAS-R50 config's.
 _base_ = '../das/faster-rcnn_das-r50_fpn_1x_coco.py'
 
-model = dict(
-    backbone=dict(
-        gate=dict(_delete_=True, type='SEGate', reduction=16)))
+model = dict(backbone=dict(gate=dict(_delete_=True, type='SEGate', reduction=16)))

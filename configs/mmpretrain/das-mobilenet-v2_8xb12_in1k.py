@@ -5,7 +5,9 @@
 _base_ = 'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py'
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
-model = dict(backbone=dict(type='DASMobileNetV2', gate_indices=(1, 2, 4, 6), gate=dict(type='DASGate', alpha=0.2)))
+model = dict(
+    backbone=dict(
+        type='DASMobileNetV2', gate_indices=(1, 2, 4, 6), gate=dict(type='DASGate', alpha=0.2)))
 train_dataloader = dict(batch_size=12)
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.045, momentum=0.9, weight_decay=4e-5))
 param_scheduler = dict(type='StepLR', by_epoch=True, step_size=1, gamma=0.98)

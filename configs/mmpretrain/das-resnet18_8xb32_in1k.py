@@ -5,7 +5,11 @@
 _base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
-model = dict(backbone=dict(type='DASResNet', gate=dict(type='DASGate', alpha=0.2), gate_stages=(True, True, True, True)))
+model = dict(
+    backbone=dict(
+        type='DASResNet',
+        gate=dict(type='DASGate', alpha=0.2),
+        gate_stages=(True, True, True, True)))
 train_pipeline = [
     dict(type='LoadImageOrSkip'),  # a corrupt image is logged and skipped, see README
     dict(type='RandomResizedCrop', scale=224),

@@ -9,15 +9,23 @@ custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='DASResNet', depth=50, gate=dict(type='DASGate', alpha=0.2), gate_stages=(True, True, True, True),
-                  init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
+    backbone=dict(
+        type='DASResNet',
+        depth=50,
+        gate=dict(type='DASGate', alpha=0.2),
+        gate_stages=(True, True, True, True),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=120, in_channels=2048,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=120,
+        in_channels=2048,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))
 
 data_root = 'data/stanford_dogs/'
-data_preprocessor = dict(num_classes=120, mean=[123.675, 116.28, 103.53],
-                         std=[58.395, 57.12, 57.375], to_rgb=True)
+data_preprocessor = dict(
+    num_classes=120, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 train_pipeline = [
     dict(type='LoadImageOrSkip'),
     dict(type='RandomResizedCrop', scale=224),
@@ -31,13 +39,17 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=4, sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train',
-                 pipeline=train_pipeline))
+    batch_size=4,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32, num_workers=4, sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='test',
-                 pipeline=test_pipeline))
+    batch_size=32,
+    num_workers=4,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='CustomDataset', data_root=data_root, data_prefix='test', pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator

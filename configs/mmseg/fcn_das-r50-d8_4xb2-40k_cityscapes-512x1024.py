@@ -8,5 +8,8 @@
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb2-40k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
-model = dict(backbone=dict(type='DASResNetV1c', gate=dict(type='DASGate', alpha=0.2),
-                           gate_stages=(True, True, True, True)))
+model = dict(
+    backbone=dict(
+        type='DASResNetV1c',
+        gate=dict(type='DASGate', alpha=0.2),
+        gate_stages=(True, True, True, True)))

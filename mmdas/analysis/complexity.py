@@ -3,10 +3,10 @@
 mmengine's ``FlopAnalyzer`` (fvcore's jit tracer) counts multiply-adds ("FLOPs" in its tables
 are MACs) of the ops it has handles for and silently skips custom ops such as mmcv's
 ``ModulatedDeformConv2dFunction``. We add handles for it and for the pure-PyTorch path's
-``SampledConvFunction`` (sparse bilinear sampling + matrix multiply). Both count a deformable
-conv as a dense conv of the same shape, ``C_out * C_in / groups * kh * kw * H_out * W_out``, plus its bilinear
-sampling, 4 multiply-adds per sampled value (``N * C_in * kh * kw * H_out * W_out`` values);
-only the mask multiply is left out, as for any elementwise op.
+``SampledConvFunction`` (sparse bilinear sampling, then a conv over the sampled taps). Both
+count a deformable conv as a dense conv of the same shape, ``C_out * C_in / groups * kh * kw *
+H_out * W_out``, plus its bilinear sampling, 4 multiply-adds per sampled value (``N * C_in * kh *
+kw * H_out * W_out`` values); only the mask multiply is left out, as for any elementwise op.
 
 The "paper-comparable" figure leaves the deformable convs' own weights and multiply-adds out,
 as common counters did for the paper's table (their offset convs are ordinary convs and stay).
@@ -115,10 +115,13 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
         return macs[name] - (macs[offset] if hasattr(module, 'conv_offset') else 0)
 
     def own_params(module: nn.Module) -> int:
-        return sum(p.numel() for n, p in module.named_parameters() if not n.startswith('conv_offset'))
+        return sum(p.numel() for n, p in module.named_parameters()
+                   if not n.startswith('conv_offset'))
 
-    return Complexity(params=params[''], macs=macs[''],
-                      gate_params=sum(params[g] for g in gates),
-                      gate_macs=sum(macs[g] for g in gates),
-                      deform_params=sum(own_params(m) for _, m in deforms),
-                      deform_macs=sum(own_macs(n, m) for n, m in deforms))
+    return Complexity(
+        params=params[''],
+        macs=macs[''],
+        gate_params=sum(params[g] for g in gates),
+        gate_macs=sum(macs[g] for g in gates),
+        deform_params=sum(own_params(m) for _, m in deforms),
+        deform_macs=sum(own_macs(n, m) for n, m in deforms))

@@ -67,8 +67,14 @@ def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int
         _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
         _draw(instances, label, x, y, s, len(anns) + 1)  # later shapes cover earlier ones
         boxes.append(box)
-        anns.append(dict(id=start_ann_id + len(anns), image_id=image_id, category_id=label + 1,
-                         bbox=[x, y, s, s], area=float(s * s), iscrowd=0))
+        anns.append(
+            dict(
+                id=start_ann_id + len(anns),
+                image_id=image_id,
+                category_id=label + 1,
+                bbox=[x, y, s, s],
+                area=float(s * s),
+                iscrowd=0))
     for k, ann in enumerate(anns, 1):  # the visible part of each object, as COCO RLE
         rle = mask_utils.encode(np.asfortranarray(instances == k))
         ann['segmentation'] = dict(size=rle['size'], counts=rle['counts'].decode())
@@ -92,7 +98,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: int = 160,
+def make_shapes_coco(root: str,
+                     num_train: int = 400,
+                     num_val: int = 100,
+                     size: int = 160,
                      seed: int = 0) -> Dict[str, str]:
     """Write ``root/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json``.
 
@@ -121,8 +130,11 @@ def make_shapes_coco(root: str, num_train: int = 400, num_val: int = 100, size: 
     return paths
 
 
-def make_shapes_folder(root: str, num_train_per_class: int = 500, num_val_per_class: int = 100,
-                       size: int = 64, seed: int = 0) -> None:
+def make_shapes_folder(root: str,
+                       num_train_per_class: int = 500,
+                       num_val_per_class: int = 100,
+                       size: int = 64,
+                       seed: int = 0) -> None:
     """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background; and
     the shape's mask (255 on the object) as ``root/masks/{train,val}/<class>/*.png``."""
     rng = np.random.default_rng(seed)
@@ -152,7 +164,10 @@ def shape_mask_path(image_path: str) -> str:
     return osp.join(root, 'masks', split, class_name, name)
 
 
-def make_shapes_seg(root: str, num_train: int = 400, num_val: int = 100, size: int = 160,
+def make_shapes_seg(root: str,
+                    num_train: int = 400,
+                    num_val: int = 100,
+                    size: int = 160,
                     seed: int = 0) -> None:
     """Write mmsegmentation's layout: ``root/img_dir/{train,val}/*.jpg`` and
     ``root/ann_dir/{train,val}/*.png`` with label 0 for background, k for ``CLASSES[k - 1]``."""
@@ -165,6 +180,7 @@ def make_shapes_seg(root: str, num_train: int = 400, num_val: int = 100, size: i
             labels = np.zeros_like(instances)
             for k, ann in enumerate(anns, 1):
                 labels[instances == k] = ann['category_id']
-            cv2.imwrite(osp.join(root, 'img_dir', split, f'{i:05d}.jpg'), img,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(
+                osp.join(root, 'img_dir', split, f'{i:05d}.jpg'), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(osp.join(root, 'ann_dir', split, f'{i:05d}.png'), labels)

@@ -25,6 +25,8 @@ class LoadImageOrSkip(LoadImageFromFile):
         try:
             return super().transform(results)
         except Exception as err:  # unreadable file or undecodable bytes (AssertionError)
-            print_log(f"skipping image {results.get('img_path')!r}: {err}", logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f"skipping image {results.get('img_path')!r}: {err}",
+                logger='current',
+                level=logging.WARNING)
             return None

@@ -3,6 +3,8 @@ from .onnx import (ATOL, EXPORTERS, RTOL, OutputCheck, compare_outputs, export_o
                    nonstandard_operators, onnxruntime_outputs, operator_types)
 from .targets import ClassifierScores, DetectorFeatures, ExportTarget, build_export_target
 
-__all__ = ['ATOL', 'EXPORTERS', 'RTOL', 'OutputCheck', 'compare_outputs', 'export_onnx',
-           'nonstandard_operators', 'onnxruntime_outputs', 'operator_types', 'ClassifierScores',
-           'DetectorFeatures', 'ExportTarget', 'build_export_target']
+__all__ = [
+    'ATOL', 'EXPORTERS', 'RTOL', 'OutputCheck', 'compare_outputs', 'export_onnx',
+    'nonstandard_operators', 'onnxruntime_outputs', 'operator_types', 'ClassifierScores',
+    'DetectorFeatures', 'ExportTarget', 'build_export_target'
+]

@@ -20,9 +20,14 @@ EXPORTERS = ('dynamo', 'torchscript')
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'dynamo',
-                dynamic_batch: bool = False, dynamic_shape: bool = False,
-                opset: Optional[int] = None, output_names: Optional[Sequence[str]] = None,
+def export_onnx(model: nn.Module,
+                example: Tensor,
+                path: str,
+                exporter: str = 'dynamo',
+                dynamic_batch: bool = False,
+                dynamic_shape: bool = False,
+                opset: Optional[int] = None,
+                output_names: Optional[Sequence[str]] = None,
                 metadata: Optional[Dict[str, str]] = None) -> str:
     """Export ``model(example)`` to ``path`` (one input, named ``input``).
 
@@ -42,15 +47,19 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'd
     if exporter == 'dynamo':
         shapes = {i: torch.export.Dim.DYNAMIC for i in free}
         name = next(iter(_forward_argument_names(model)))
-        torch.onnx.export(model, (example, ), path, dynamic_shapes={name: shapes} if free else None,
-                          dynamo=True, external_data=False, **kwargs)
+        torch.onnx.export(
+            model, (example, ),
+            path,
+            dynamic_shapes={name: shapes} if free else None,
+            dynamo=True,
+            external_data=False,
+            **kwargs)
     else:
         axes = {0: 'batch', 2: 'height', 3: 'width'}
         dynamic = {'input': {i: axes[i] for i in free}} if free else None
         if dynamic and output_names:
             dynamic.update({out: {0: 'batch'} for out in output_names} if dynamic_batch else {})
-        torch.onnx.export(model, (example, ), path, dynamo=False, dynamic_axes=dynamic,
-                          **kwargs)
+        torch.onnx.export(model, (example, ), path, dynamo=False, dynamic_axes=dynamic, **kwargs)
     if metadata:
         import onnx
         proto = onnx.load(path)
@@ -95,8 +104,10 @@ class OutputCheck:
         return self.max_abs_diff <= self.allowed
 
 
-def compare_outputs(torch_outputs: Sequence[Tensor], onnx_outputs: Sequence[np.ndarray],
-                    names: Sequence[str], rtol: float = RTOL,
+def compare_outputs(torch_outputs: Sequence[Tensor],
+                    onnx_outputs: Sequence[np.ndarray],
+                    names: Sequence[str],
+                    rtol: float = RTOL,
                     atol: float = ATOL) -> List[OutputCheck]:
     """Largest difference of each output against ``rtol * max |torch| + atol``."""
     if len(torch_outputs) != len(onnx_outputs):
@@ -110,16 +121,18 @@ def compare_outputs(torch_outputs: Sequence[Tensor], onnx_outputs: Sequence[np.n
             continue
         diff = float(np.abs(out - ref).max()) if ref.size else 0.0
         diff = float('inf') if np.isnan(diff) else diff
-        checks.append(OutputCheck(name, tuple(ref.shape), diff,
-                                  rtol * float(np.abs(ref).max() if ref.size else 0) + atol))
+        checks.append(
+            OutputCheck(name, tuple(ref.shape), diff,
+                        rtol * float(np.abs(ref).max() if ref.size else 0) + atol))
     return checks
 
 
 def nonstandard_operators(path: str) -> List[str]:
     """Nodes outside the standard ONNX domain (an ONNX Runtime without extra libraries
     cannot run them)."""
-    return sorted({f'{domain}::{op}' for domain, op in operator_types(path)
-                   if domain not in ('', 'ai.onnx')})
+    return sorted(
+        {f'{domain}::{op}'
+         for domain, op in operator_types(path) if domain not in ('', 'ai.onnx')})
 
 
 def file_size_mb(path: str) -> float:

@@ -52,9 +52,11 @@ def _preprocessing(cfg: Config) -> Dict[str, str]:
     """What the data preprocessor does before the exported graph (it is not part of it)."""
     pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     to_rgb = pre.get('bgr_to_rgb', pre.get('to_rgb', False))
-    return dict(mean=str(list(pre.get('mean', []))), std=str(list(pre.get('std', []))),
-                channel_order='RGB (convert BGR images)' if to_rgb else 'as loaded (BGR)',
-                layout='NCHW float32, (pixel - mean) / std')
+    return dict(
+        mean=str(list(pre.get('mean', []))),
+        std=str(list(pre.get('std', []))),
+        channel_order='RGB (convert BGR images)' if to_rgb else 'as loaded (BGR)',
+        layout='NCHW float32, (pixel - mean) / std')
 
 
 def build_export_target(cfg: Config, checkpoint: Optional[str] = None) -> ExportTarget:
@@ -73,8 +75,8 @@ def build_export_target(cfg: Config, checkpoint: Optional[str] = None) -> Export
         load_model_checkpoint(model, checkpoint)
     model.eval()
     if scope == 'mmpretrain':
-        return ExportTarget(ClassifierScores(model).eval(), ['scores'], (224, 224),
-                            _preprocessing(cfg))
+        return ExportTarget(
+            ClassifierScores(model).eval(), ['scores'], (224, 224), _preprocessing(cfg))
     target = DetectorFeatures(model).eval()
     with torch.no_grad():
         count = len(target(torch.zeros(1, 3, 64, 64)))

@@ -1,3 +1,8 @@
+from .progress import ProgressBarHook
+from .quiet import QuietRunner, console, quiet_cfg, quiet_console
 from .two_stage import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
 
-__all__ = ['backbone_warmup_cfg', 'build_runner', 'run_stage', 'run_two_stage']
+__all__ = [
+    'ProgressBarHook', 'QuietRunner', 'console', 'quiet_cfg', 'quiet_console',
+    'backbone_warmup_cfg', 'build_runner', 'run_stage', 'run_two_stage'
+]

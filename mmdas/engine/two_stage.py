@@ -26,9 +26,11 @@ def backbone_warmup_cfg(cfg: Config, **train_cfg) -> Config:
     """Stage-1 config derived from ``cfg``: every top-level model part but the backbone gets
     lr 0 and weight decay 0 (so it stays bit-identical); ``train_cfg`` overrides the loop."""
     cfg = copy.deepcopy(cfg)  # Config.copy() is shallow: never touch the caller's config
-    frozen = [name for name, part in cfg.model.items()
-              if isinstance(part, dict) and 'type' in part
-              and name not in ('backbone', 'data_preprocessor')]
+    frozen = [
+        name for name, part in cfg.model.items()
+        if isinstance(part, dict) and 'type' in part and name not in ('backbone',
+                                                                      'data_preprocessor')
+    ]
     paramwise = dict(cfg.optim_wrapper.get('paramwise_cfg') or {})
     custom_keys = dict(paramwise.get('custom_keys') or {})
     custom_keys.update({f'{name}.': dict(lr_mult=0.0, decay_mult=0.0) for name in frozen})
@@ -63,11 +65,13 @@ def run_stage(cfg: Config, work_dir: str, load_from: Optional[str] = None) -> st
     return checkpoint
 
 
-def run_two_stage(stage_cfgs: Sequence[Config], work_dir: str,
+def run_two_stage(stage_cfgs: Sequence[Config],
+                  work_dir: str,
                   stage1_load_from: Optional[str] = None) -> str:
     """Run stage 1 (warm-up) then stage 2 (fine-tune from stage 1); return the final checkpoint."""
     if len(stage_cfgs) != 2:
-        raise ValueError(f'stage_cfgs must hold 2 configs (warm-up, fine-tune), got {len(stage_cfgs)}')
+        raise ValueError(
+            f'stage_cfgs must hold 2 configs (warm-up, fine-tune), got {len(stage_cfgs)}')
     warmup, finetune = stage_cfgs
     stage1 = run_stage(warmup, osp.join(work_dir, 'stage1_backbone_warmup'), stage1_load_from)
     return run_stage(finetune, osp.join(work_dir, 'stage2_finetune'), stage1)

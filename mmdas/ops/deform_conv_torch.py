@@ -78,8 +78,9 @@ class ConvGeometry:
 
     @property
     def out_hw(self) -> IntPair:
-        return tuple((size + 2 * pad - dil * (k - 1) - 1) // step + 1 for size, pad, dil, k, step
-                     in zip(self.in_hw, self.padding, self.dilation, self.kernel, self.stride))
+        return tuple(
+            (size + 2 * pad - dil * (k - 1) - 1) // step + 1 for size, pad, dil, k, step in zip(
+                self.in_hw, self.padding, self.dilation, self.kernel, self.stride))
 
     @property
     def taps(self) -> int:
@@ -121,8 +122,8 @@ class Chunk:
 
     def out_index(self) -> Tuple[slice, slice, slice]:
         """Where the chunk's result goes in the ``(N, C_out, H_out, W_out)`` output."""
-        return (slice(self.first_image, self.stop_image), slice(None),
-                slice(self.first_row, self.stop_row))
+        return (slice(self.first_image,
+                      self.stop_image), slice(None), slice(self.first_row, self.stop_row))
 
 
 def _balanced_part_size(total: int, most: int) -> int:
@@ -139,11 +140,12 @@ def plan_chunks(geometry: ConvGeometry, max_elements: int) -> Tuple[Chunk, ...]:
     row_values = geometry.points_per_out_row * geometry.group_channels
     if out_h * row_values <= max_elements:
         step = _balanced_part_size(batch, max_elements // (out_h * row_values))
-        return tuple(Chunk(first, min(batch, first + step), 0, out_h)
-                     for first in range(0, batch, step))
+        return tuple(
+            Chunk(first, min(batch, first + step), 0, out_h) for first in range(0, batch, step))
     step = _balanced_part_size(out_h, max(1, max_elements // row_values))
-    return tuple(Chunk(image, image + 1, first, min(out_h, first + step))
-                 for image in range(batch) for first in range(0, out_h, step))
+    return tuple(
+        Chunk(image, image + 1, first, min(out_h, first + step)) for image in range(batch)
+        for first in range(0, out_h, step))
 
 
 def bilinear_corners(offset: Tensor, mask: Tensor, geometry: ConvGeometry) -> Tuple[Tensor, Tensor]:
@@ -170,8 +172,8 @@ def bilinear_corners(offset: Tensor, mask: Tensor, geometry: ConvGeometry) -> Tu
         + torch.arange(kh, **like) * g.dilation[0] + (1 - g.padding[0])
     base_x = torch.arange(out_w, **like).view(-1, 1) * g.stride[1] \
         + torch.arange(kw, **like) * g.dilation[1] + (1 - g.padding[1])
-    base = torch.stack(torch.broadcast_tensors(base_y.view(out_h, kh, 1, 1),
-                                               base_x.view(1, 1, out_w, kw)))
+    base = torch.stack(
+        torch.broadcast_tensors(base_y.view(out_h, kh, 1, 1), base_x.view(1, 1, out_w, kw)))
     yx = (off + base.view(2, 1, out_h, kh, out_w, kw, 1)).reshape(2, -1)
 
     top_left = torch.floor(yx.detach())
@@ -191,13 +193,16 @@ def bilinear_corners(offset: Tensor, mask: Tensor, geometry: ConvGeometry) -> Tu
     image_group = torch.arange(n * groups, dtype=torch.int32, device=offset.device)
     first_row = (image_group * (pad_h * pad_w)).view(n, 1, 1, 1, 1, groups)
     rows = (row_yx[0] * pad_w + row_yx[1]).view(n, out_h, kh, out_w, kw, groups) + first_row
-    corner_steps = torch.tensor([[0, 1], [pad_w, pad_w + 1]], dtype=torch.int32,
+    corner_steps = torch.tensor([[0, 1], [pad_w, pad_w + 1]],
+                                dtype=torch.int32,
                                 device=offset.device)
     corners = rows.view(1, 1, -1) + corner_steps.unsqueeze(-1)  # (2, 2, points)
     # One transposing copy each into the (points, 4) layout of the sparse matrix (the (2, 2)
     # split lets the copy kernel run several times faster than a (4, points) transpose).
-    return (corners.permute(2, 0, 1).contiguous().view(-1, 4),
-            weights.permute(2, 0, 1).contiguous().view(-1, 4))
+    return (corners.permute(2, 0,
+                            1).contiguous().view(-1,
+                                                 4), weights.permute(2, 0,
+                                                                     1).contiguous().view(-1, 4))
 
 
 def padded_table(x: Tensor, geometry: ConvGeometry) -> Tensor:
@@ -207,7 +212,7 @@ def padded_table(x: Tensor, geometry: ConvGeometry) -> Tensor:
     (h, w), (pad_h, pad_w) = g.in_hw, g.padded_hw
     table = x.new_zeros(g.batch, g.deform_groups, pad_h, pad_w, g.group_channels)
     table[:, :, 1:h + 1, 1:w + 1] = x.view(g.batch, g.deform_groups, g.group_channels, h,
-                                         w).permute(0, 1, 3, 4, 2)
+                                           w).permute(0, 1, 3, 4, 2)
     return table.view(-1, g.group_channels)
 
 
@@ -216,8 +221,11 @@ def _sampling_matrix(corner_rows: Tensor, corner_weights: Tensor, table_rows: in
     points = corner_rows.shape[0]
     crow = torch.arange(0, 4 * points + 1, 4, dtype=corner_rows.dtype, device=corner_rows.device)
     with _sparse_beta_notice_silenced():
-        return torch.sparse_csr_tensor(crow, corner_rows.view(-1), corner_weights.reshape(-1),
-                                       (points, table_rows), check_invariants=False)
+        return torch.sparse_csr_tensor(
+            crow,
+            corner_rows.view(-1),
+            corner_weights.reshape(-1), (points, table_rows),
+            check_invariants=False)
 
 
 def _transposed_sampling_matrix(corner_rows: Tensor, corner_weights: Tensor,
@@ -228,9 +236,10 @@ def _transposed_sampling_matrix(corner_rows: Tensor, corner_weights: Tensor,
     crow = torch.zeros(table_rows + 1, dtype=flat.dtype, device=flat.device)
     torch.cumsum(torch.bincount(flat, minlength=table_rows), 0, dtype=flat.dtype, out=crow[1:])
     with _sparse_beta_notice_silenced():
-        return torch.sparse_csr_tensor(crow, (order // 4).to(flat.dtype),
-                                       corner_weights.reshape(-1)[order],
-                                       (table_rows, corner_rows.shape[0]), check_invariants=False)
+        return torch.sparse_csr_tensor(
+            crow, (order // 4).to(flat.dtype),
+            corner_weights.reshape(-1)[order], (table_rows, corner_rows.shape[0]),
+            check_invariants=False)
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,9 @@ class SampledConvPlan:
 
     def buffer_values(self) -> int:
         """Values of the largest chunk's taps image (the size of the reused buffer)."""
-        return max(c.points(self.geometry).stop - c.points(self.geometry).start
-                   for c in self.chunks) * self.geometry.group_channels
+        return max(
+            c.points(self.geometry).stop - c.points(self.geometry).start
+            for c in self.chunks) * self.geometry.group_channels
 
 
 class SampledConvFunction(torch.autograd.Function):
@@ -274,9 +284,13 @@ class SampledConvFunction(torch.autograd.Function):
                 out, kept_taps = result.contiguous(memory_format=plan.out_format), taps
                 break
             if out is None:
-                out = torch.empty(geometry.batch, geometry.out_channels, *geometry.out_hw,
-                                  dtype=result.dtype, device=result.device,
-                                  memory_format=plan.out_format)
+                out = torch.empty(
+                    geometry.batch,
+                    geometry.out_channels,
+                    *geometry.out_hw,
+                    dtype=result.dtype,
+                    device=result.device,
+                    memory_format=plan.out_format)
             out[chunk.out_index()] = result
         ctx.plan = plan
         ctx.save_for_backward(table, corner_weights, corner_rows, weight, kept_taps)
@@ -294,8 +308,14 @@ class SampledConvFunction(torch.autograd.Function):
         buffer = table.new_empty(plan.buffer_values()) if kept_taps is None else None
         for chunk in plan.chunks:
             # The taps are only needed for the weight's gradient; the matrix always is.
-            taps, sampling = _sample_taps(table, corner_weights, corner_rows, chunk, geometry,
-                                          buffer, values=need_weight and kept_taps is None)
+            taps, sampling = _sample_taps(
+                table,
+                corner_weights,
+                corner_rows,
+                chunk,
+                geometry,
+                buffer,
+                values=need_weight and kept_taps is None)
             grad_taps, chunk_grad_weight, _ = torch.ops.aten.convolution_backward(
                 grad_out[chunk.out_index()], kept_taps if taps is None else taps, weight, None,
                 list(geometry.kernel), [0, 0], [1, 1], False, [0, 0], geometry.groups,
@@ -308,17 +328,21 @@ class SampledConvFunction(torch.autograd.Function):
             grad_values = grad_taps.permute(0, 2, 3, 1).reshape(-1, geometry.group_channels)
             points = chunk.points(geometry)
             if need_table:
-                grad_table.addmm_(_transposed_sampling_matrix(
-                    corner_rows[points], corner_weights[points], geometry.table_rows),
-                    grad_values)
+                grad_table.addmm_(
+                    _transposed_sampling_matrix(corner_rows[points], corner_weights[points],
+                                                geometry.table_rows), grad_values)
             if need_corners:  # the forward's matrix as the pattern (beta=0: its values unused)
                 grad_corners[points] = torch.sparse.sampled_addmm(
                     sampling, grad_values, table.t(), beta=0).values().view(-1, 4)
         return grad_table, grad_corners, None, grad_weight, None
 
 
-def _sample_taps(table: Tensor, corner_weights: Tensor, corner_rows: Tensor, chunk: Chunk,
-                 geometry: ConvGeometry, buffer: Tensor,
+def _sample_taps(table: Tensor,
+                 corner_weights: Tensor,
+                 corner_rows: Tensor,
+                 chunk: Chunk,
+                 geometry: ConvGeometry,
+                 buffer: Tensor,
                  values: bool = True) -> Tuple[Optional[Tensor], Tensor]:
     """The chunk's taps image ``(images, C_in, kh * rows, kw * out_w)`` (a channels-last view of
     ``buffer``; None unless ``values``) and its sampling matrix."""
@@ -370,9 +394,16 @@ def _check_arguments(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
         raise ValueError(f'max_elements must be a positive number of elements, got {max_elements}')
 
 
-def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
-                                  bias: Optional[Tensor] = None, stride=1, padding=0,
-                                  dilation=1, groups: int = 1, deform_groups: int = 1,
+def modulated_deform_conv2d_torch(x: Tensor,
+                                  offset: Tensor,
+                                  mask: Tensor,
+                                  weight: Tensor,
+                                  bias: Optional[Tensor] = None,
+                                  stride=1,
+                                  padding=0,
+                                  dilation=1,
+                                  groups: int = 1,
+                                  deform_groups: int = 1,
                                   max_elements: int = DEFAULT_MAX_ELEMENTS) -> Tensor:
     """Modulated deformable conv 2d, pure PyTorch, mmcv-compatible arguments and layout.
 
@@ -394,13 +425,15 @@ def modulated_deform_conv2d_torch(x: Tensor, offset: Tensor, mask: Tensor, weigh
     _check_arguments(x, offset, mask, weight, geometry, max_elements)
     corner_rows, corner_weights = bilinear_corners(offset, mask, geometry)
     plan = SampledConvPlan(geometry, plan_chunks(geometry, max_elements), _memory_format(x))
-    out = SampledConvFunction.apply(padded_table(x, geometry), corner_weights.to(x.dtype),
-                                    corner_rows, weight.to(x.dtype), plan)
+    out = SampledConvFunction.apply(
+        padded_table(x, geometry), corner_weights.to(x.dtype), corner_rows, weight.to(x.dtype),
+        plan)
     if bias is not None:  # in place: the function's backward does not need its output
         out.add_(bias.view(1, -1, 1, 1))
     return out
 
 
-__all__: List[str] = ['ConvGeometry', 'Chunk', 'SampledConvFunction', 'SampledConvPlan',
-                      'bilinear_corners', 'modulated_deform_conv2d_torch', 'padded_table',
-                      'plan_chunks', 'DEFAULT_MAX_ELEMENTS']
+__all__: List[str] = [
+    'ConvGeometry', 'Chunk', 'SampledConvFunction', 'SampledConvPlan', 'bilinear_corners',
+    'modulated_deform_conv2d_torch', 'padded_table', 'plan_chunks', 'DEFAULT_MAX_ELEMENTS'
+]

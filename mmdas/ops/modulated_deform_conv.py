@@ -59,23 +59,30 @@ def resolve_impl(impl: str, device: torch.device) -> str:
     return 'mmcv' if device.type == 'cuda' and mmcv_ops_available() else 'torch'
 
 
-def modulated_deform_conv2d(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
-                            bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1,
-                            groups: int = 1, deform_groups: int = 1,
+def modulated_deform_conv2d(x: Tensor,
+                            offset: Tensor,
+                            mask: Tensor,
+                            weight: Tensor,
+                            bias: Optional[Tensor] = None,
+                            stride=1,
+                            padding=0,
+                            dilation=1,
+                            groups: int = 1,
+                            deform_groups: int = 1,
                             impl: str = 'auto') -> Tensor:
     """Modulated deformable conv 2d (DCNv2) with mmcv's argument order and tensor layout."""
     if torch.onnx.is_in_onnx_export():
-        return deform_conv2d_onnx(x, offset, mask, weight, bias, stride, padding, dilation,
-                                  groups, deform_groups)
+        return deform_conv2d_onnx(x, offset, mask, weight, bias, stride, padding, dilation, groups,
+                                  deform_groups)
     if resolve_impl(impl, x.device) == 'mmcv':
         # mmcv's kernels read their inputs as contiguous NCHW: a channels-last tensor would
         # give a wrong result without an error.
         from mmcv.ops import modulated_deform_conv2d as mmcv_modulated_deform_conv2d
-        return mmcv_modulated_deform_conv2d(x.contiguous(), offset.contiguous(),
-                                            mask.contiguous(), weight.contiguous(), bias, stride,
-                                            padding, dilation, groups, deform_groups)
-    return modulated_deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding,
-                                         dilation, groups, deform_groups)
+        return mmcv_modulated_deform_conv2d(x.contiguous(), offset.contiguous(), mask.contiguous(),
+                                            weight.contiguous(), bias, stride, padding, dilation,
+                                            groups, deform_groups)
+    return modulated_deform_conv2d_torch(x, offset, mask, weight, bias, stride, padding, dilation,
+                                         groups, deform_groups)
 
 
 class ModulatedDeformConv2dPack(MMCVModulatedDeformConv2dPack):
@@ -90,9 +97,16 @@ class ModulatedDeformConv2dPack(MMCVModulatedDeformConv2dPack):
     (mmcv's kernel is handed a contiguous copy).
     """
 
-    def __init__(self, in_channels: int, out_channels: int,
-                 kernel_size: Union[int, Tuple[int, int]] = 3, stride=1, padding=1,
-                 dilation=1, groups: int = 1, deform_groups: int = 1, bias: bool = True,
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: Union[int, Tuple[int, int]] = 3,
+                 stride=1,
+                 padding=1,
+                 dilation=1,
+                 groups: int = 1,
+                 deform_groups: int = 1,
+                 bias: bool = True,
                  impl: str = 'auto') -> None:
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'in_channels ({in_channels}) and out_channels ({out_channels}) '
@@ -101,9 +115,16 @@ class ModulatedDeformConv2dPack(MMCVModulatedDeformConv2dPack):
             raise ValueError(f'in_channels ({in_channels}) must be divisible by deform_groups '
                              f'({deform_groups})')
         self.impl = check_impl(impl)
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, deform_groups=deform_groups,
-                         bias=bias)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            deform_groups=deform_groups,
+            bias=bias)
         self.weight.data = self.weight.data.contiguous(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -36,9 +36,13 @@ def deform_conv_attributes(kernel: Tuple[int, int], stride, padding, dilation, g
                            deform_groups: int) -> Dict[str, List[int]]:
     """The ``DeformConv`` node's attributes for mmcv-style arguments."""
     pad_h, pad_w = _pair(padding)
-    return dict(dilations=list(_pair(dilation)), group=int(groups), kernel_shape=list(kernel),
-                offset_group=int(deform_groups), pads=[pad_h, pad_w, pad_h, pad_w],
-                strides=list(_pair(stride)))
+    return dict(
+        dilations=list(_pair(dilation)),
+        group=int(groups),
+        kernel_shape=list(kernel),
+        offset_group=int(deform_groups),
+        pads=[pad_h, pad_w, pad_h, pad_w],
+        strides=list(_pair(stride)))
 
 
 class DeformConvForTorchScriptExport(torch.autograd.Function):
@@ -50,8 +54,7 @@ class DeformConvForTorchScriptExport(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, offset: Tensor, bias: Optional[Tensor],
-                mask: Tensor, stride, padding, dilation, groups: int,
-                deform_groups: int) -> Tensor:
+                mask: Tensor, stride, padding, dilation, groups: int, deform_groups: int) -> Tensor:
         from .deform_conv_torch import modulated_deform_conv2d_torch
         with warnings.catch_warnings():  # the traced value only; the node is `symbolic`'s
             warnings.simplefilter('ignore', torch.jit.TracerWarning)
@@ -69,10 +72,12 @@ class DeformConvForTorchScriptExport(torch.autograd.Function):
         kernel = weight.type().sizes()[2:]
         if bias is None or bias.node().mustBeNone():
             bias = g.op('Constant', value_t=torch.zeros(weight.type().sizes()[0]))
-        attrs = deform_conv_attributes(tuple(kernel), stride, padding, dilation, groups,
-                                       deform_groups)
-        return g.op('DeformConv', x, weight, offset, bias, mask,
-                    **{f'{name}_i': value for name, value in attrs.items()})
+        attrs = deform_conv_attributes(
+            tuple(kernel), stride, padding, dilation, groups, deform_groups)
+        return g.op('DeformConv', x, weight, offset, bias, mask, **{
+            f'{name}_i': value
+            for name, value in attrs.items()
+        })
 
 
 def deform_conv2d_onnx(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
@@ -80,8 +85,8 @@ def deform_conv2d_onnx(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
                        deform_groups: int) -> Tensor:
     """The modulated deformable conv as one ONNX ``DeformConv`` node, for either exporter."""
     if torch.jit.is_tracing():  # the TorchScript exporter
-        return DeformConvForTorchScriptExport.apply(x, weight, offset, bias, mask, stride,
-                                                    padding, dilation, groups, deform_groups)
+        return DeformConvForTorchScriptExport.apply(x, weight, offset, bias, mask, stride, padding,
+                                                    dilation, groups, deform_groups)
     kh, kw = weight.shape[2], weight.shape[3]
     attrs = deform_conv_attributes((int(kh), int(kw)), stride, padding, dilation, groups,
                                    deform_groups)
@@ -89,6 +94,9 @@ def deform_conv2d_onnx(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
     (step_h, step_w) = _pair(stride)
     out_h = (x.shape[2] + 2 * pad_h - dil_h * (kh - 1) - 1) // step_h + 1
     out_w = (x.shape[3] + 2 * pad_w - dil_w * (kw - 1) - 1) // step_w + 1
-    return torch.onnx.ops.symbolic('::DeformConv', (x, weight, offset, bias, mask), attrs,
-                                   dtype=x.dtype, shape=(x.shape[0], weight.shape[0], out_h, out_w),
-                                   version=DEFORM_CONV_OPSET)
+    return torch.onnx.ops.symbolic(
+        '::DeformConv', (x, weight, offset, bias, mask),
+        attrs,
+        dtype=x.dtype,
+        shape=(x.shape[0], weight.shape[0], out_h, out_w),
+        version=DEFORM_CONV_OPSET)

@@ -2,5 +2,7 @@ from .checkpoint import allow_mmengine_checkpoints
 from .dist import setup_cpu_distributed
 from .model_checkpoint import checkpoint_state_dict, load_model_checkpoint
 
-__all__ = ['allow_mmengine_checkpoints', 'setup_cpu_distributed', 'checkpoint_state_dict',
-           'load_model_checkpoint']
+__all__ = [
+    'allow_mmengine_checkpoints', 'setup_cpu_distributed', 'checkpoint_state_dict',
+    'load_model_checkpoint'
+]

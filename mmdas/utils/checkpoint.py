@@ -33,12 +33,16 @@ def mmengine_checkpoint_types() -> List[object]:
     """The plain-data globals an mmengine checkpoint pickles besides tensors."""
     from mmengine.logging.history_buffer import HistoryBuffer
     multiarray = np.core.multiarray
-    dtype_classes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int8,
-                                                  np.int16, np.int32, np.int64, np.uint8,
-                                                  np.bool_)}
-    return [HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
-            *sorted(dtype_classes, key=lambda c: c.__name__),
-            (history_buffer_getattr, 'builtins.getattr')]
+    dtype_classes = {
+        type(np.dtype(t))
+        for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+                  np.uint8, np.bool_)
+    }
+    return [
+        HistoryBuffer, multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype,
+        *sorted(dtype_classes, key=lambda c: c.__name__),
+        (history_buffer_getattr, 'builtins.getattr')
+    ]
 
 
 def allow_mmengine_checkpoints() -> None:

@@ -33,13 +33,17 @@ def load_model_checkpoint(model: nn.Module, path: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    reshaped = [f'{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
-                for k in own if k in state and state[k].shape != own[k].shape]
-    problems = [f'{len(missing)} missing ({_first(missing)})' if missing else '',
-                f'{len(unexpected)} unexpected ({_first(unexpected)})' if unexpected else '',
-                f'{len(reshaped)} with another shape ({_first(reshaped, 3)})' if reshaped else '']
+    reshaped = [
+        f'{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}' for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    problems = [
+        f'{len(missing)} missing ({_first(missing)})' if missing else '',
+        f'{len(unexpected)} unexpected ({_first(unexpected)})' if unexpected else '',
+        f'{len(reshaped)} with another shape ({_first(reshaped, 3)})' if reshaped else ''
+    ]
     if any(problems):
-        raise ValueError(f'checkpoint {path!r} does not fit the model of the config: '
-                         + '; '.join(p for p in problems if p)
-                         + '. Is it a checkpoint trained from this config?')
+        raise ValueError(f'checkpoint {path!r} does not fit the model of the config: ' +
+                         '; '.join(p for p in problems if p) +
+                         '. Is it a checkpoint trained from this config?')
     model.load_state_dict(state)

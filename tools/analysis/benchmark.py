@@ -47,9 +47,11 @@ def sync(device: str) -> None:
 
 
 def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
+
     def run():
         with torch.no_grad():
             module(x)
+
     return run
 
 
@@ -73,8 +75,10 @@ def op_section(device: str, rounds: int) -> List[tuple]:
     torch.manual_seed(0)
     x = torch.randn(1, 51, 56, 56, device=device)
     impls = ['torch'] + (['mmcv'] if mmcv_ops_available() else [])
-    layers = {impl: ModulatedDeformConv2dPack(51, 256, 3, padding=1, impl=impl).to(device)
-              for impl in impls}
+    layers = {
+        impl: ModulatedDeformConv2dPack(51, 256, 3, padding=1, impl=impl).to(device)
+        for impl in impls
+    }
     for layer in layers.values():  # non-zero offsets, as after training
         torch.nn.init.normal_(layer.conv_offset.weight, 0, 0.1)
     with torch.no_grad():
@@ -83,19 +87,26 @@ def op_section(device: str, rounds: int) -> List[tuple]:
     dense = torch.nn.Conv2d(51, 256, 3, padding=1).to(device)
     rows = []
     for mode in ('forward', 'forward+backward'):
+
         def step(fn, *inputs):
+
             def run():
                 if mode == 'forward':
                     with torch.no_grad():
                         fn(*inputs)
                 else:
                     fn(*[t.detach().requires_grad_() for t in inputs]).sum().backward()
+
             return run
+
         fns = {}
         for impl, layer in layers.items():
             fns[f'dcn[{impl}]'] = step(
                 lambda *t, layer=layer, impl=impl: modulated_deform_conv2d(
-                    *t, layer.weight, layer.bias, padding=1, impl=impl), x, offset, mask)
+                    *t, layer.weight, layer.bias, padding=1, impl=impl),
+                x,
+                offset,
+                mask)
         fns['dcn[torch] + its offset conv'] = step(layers['torch'], x)
         fns['dense conv'] = step(dense, x)
         med = alternate(fns, rounds, 3, device)
@@ -106,6 +117,7 @@ def op_section(device: str, rounds: int) -> List[tuple]:
 
 def backbone_section(device: str, rounds: int, sizes) -> List[tuple]:
     from mmdet.models.backbones import ResNet
+
     from mmdas.models import DASResNet
     models = {'ResNet-50': ResNet(50)}
     models['DAS-R50[torch]'] = DASResNet(50, deform_impl='torch')
@@ -126,7 +138,10 @@ def backbone_section(device: str, rounds: int, sizes) -> List[tuple]:
 DETECTORS = ('Faster R-CNN R50', 'Faster R-CNN DAS-R50')
 
 
-def _detector_steps(device: str, variants=DETECTORS, size=(800, 1333), batch=2) -> Dict[str, Callable]:
+def _detector_steps(device: str,
+                    variants=DETECTORS,
+                    size=(800, 1333),
+                    batch=2) -> Dict[str, Callable]:
     """One SGD training step of each Faster R-CNN variant on a fixed random batch."""
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
@@ -145,12 +160,18 @@ def _detector_steps(device: str, variants=DETECTORS, size=(800, 1333), batch=2) 
     inputs = torch.randn(batch, 3, h, w, generator=g).to(device)
     samples = []
     for _ in range(batch):
-        s = DetDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
-                                        scale_factor=(1.0, 1.0), batch_input_shape=(h, w)))
+        s = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w),
+                pad_shape=(h, w),
+                ori_shape=(h, w),
+                scale_factor=(1.0, 1.0),
+                batch_input_shape=(h, w)))
         xy = torch.rand(5, 2, generator=g) * torch.tensor([w - 200, h - 200])
         wh = 40 + torch.rand(5, 2, generator=g) * 160
-        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1).to(device),
-                                      labels=torch.randint(0, 80, (5,), generator=g).to(device))
+        s.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], 1).to(device),
+            labels=torch.randint(0, 80, (5, ), generator=g).to(device))
         samples.append(s)
 
     def make_step(name):
@@ -163,7 +184,9 @@ def _detector_steps(device: str, variants=DETECTORS, size=(800, 1333), batch=2) 
             sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items()
                 if 'loss' in k).backward()
             opt.step()
+
         return run
+
     return {name: make_step(name) for name in variants}
 
 
@@ -175,10 +198,13 @@ def detector_section(device: str, rounds: int) -> List[tuple]:
 
 def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
     from mmcv.cnn import NonLocal2d
+
     from mmdas.models import DASGate
     channels, sizes = 256, (14, 28, 42, 56, 84, 112)
-    modules = {'DAS gate': DASGate(channels).to(device).eval(),
-               'NonLocal2d': NonLocal2d(channels).to(device).eval()}
+    modules = {
+        'DAS gate': DASGate(channels).to(device).eval(),
+        'NonLocal2d': NonLocal2d(channels).to(device).eval()
+    }
     times = {name: [] for name in modules}
     for size in sizes:
         x = torch.randn(1, channels, size, size, device=device)
@@ -249,21 +275,24 @@ def memory_section(device: str) -> List[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--rounds', type=int, default=7)
-    parser.add_argument('--sections', nargs='+',
-                        default=['op', 'backbone', 'detector', 'growth', 'memory'],
-                        choices=['op', 'backbone', 'detector', 'growth', 'memory'])
-    parser.add_argument('--quick', action='store_true',
-                        help='fewer rounds and only 224x224 for the backbone')
+    parser.add_argument(
+        '--sections',
+        nargs='+',
+        default=['op', 'backbone', 'detector', 'growth', 'memory'],
+        choices=['op', 'backbone', 'detector', 'growth', 'memory'])
+    parser.add_argument(
+        '--quick', action='store_true', help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')
     args = parser.parse_args()
     rounds = 3 if args.quick else args.rounds
     sizes = [(1, 224, 224)] if args.quick else [(1, 224, 224), (32, 224, 224), (1, 800, 1216)]
-    device_name = (torch.cuda.get_device_name() if args.device == 'cuda'
-                   else f'CPU, {torch.get_num_threads()} threads')
+    device_name = (
+        torch.cuda.get_device_name()
+        if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads')
     os.makedirs(args.out, exist_ok=True)
     rows = []
     if 'op' in args.sections:
@@ -276,9 +305,11 @@ def main() -> None:
         rows += growth_section(args.device, rounds, args.out)
     if 'memory' in args.sections:
         rows += memory_section(args.device)
-    lines = [f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} '
-             'alternating rounds after warm-up', '',
-             '| case | pass | variant | median | ratio to reference |', '|---|---|---|---|---|']
+    lines = [
+        f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} '
+        'alternating rounds after warm-up', '',
+        '| case | pass | variant | median | ratio to reference |', '|---|---|---|---|---|'
+    ]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
     text = '\n'.join(lines)
     print(text)

@@ -27,8 +27,13 @@ def build_inputs(model, shape, scope: str):
     if scope != 'mmdet':
         return model, inputs
     from mmdet.structures import DetDataSample
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
-                                         scale_factor=(1.0, 1.0), batch_input_shape=(h, w)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(h, w),
+            pad_shape=(h, w),
+            ori_shape=(h, w),
+            scale_factor=(1.0, 1.0),
+            batch_input_shape=(h, w)))
     model.forward = partial(model.forward, data_samples=[sample], mode='tensor')
     return model, inputs
 
@@ -46,11 +51,16 @@ def count(cfg: Config, shape, backbone_only: bool, plain: bool):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
-                        help='input size; default 800 1333 for mmdet, 224 224 otherwise')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=('H', 'W'),
+        help='input size; default 800 1333 for mmdet, 224 224 otherwise')
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--plain', action='store_true', help='the plain backbone instead')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -66,8 +76,9 @@ def main() -> None:
           f'{shape[0]}x{shape[1]}; MACs = multiply-adds')
     print(f'  params              {c.params / 1e6:10.2f} M')
     print(f'  MACs                {c.macs / 1e9:10.2f} G')
-    print(f'  DAS gates           {c.gate_params / 1e6:10.2f} M params, {c.gate_macs / 1e9:.2f} G MACs'
-          f' ({100 * c.gate_macs / max(c.macs, 1):.1f} % of MACs)')
+    share = 100 * c.gate_macs / max(c.macs, 1)
+    print(f'  DAS gates           {c.gate_params / 1e6:10.2f} M params, '
+          f'{c.gate_macs / 1e9:.2f} G MACs ({share:.1f} % of MACs)')
     print(f'  deformable convs    {c.deform_params / 1e6:10.2f} M params, '
           f'{c.deform_macs / 1e9:.2f} G MACs')
     print(f'  paper-comparable (deformable convs uncounted, as common counters do): '

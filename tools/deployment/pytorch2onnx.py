@@ -29,18 +29,27 @@ from mmdas.deployment import (ATOL, EXPORTERS, RTOL, build_export_target, compar
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('--checkpoint', help='weights to export (default: the config\'s '
-                        'initialisation, random where it downloads: for trying the export only)')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default 224 224 for classifiers, 800 1344 detectors)')
+    parser.add_argument(
+        '--checkpoint',
+        help='weights to export (default: the config\'s '
+        'initialisation, random where it downloads: for trying the export only)')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size (default 224 224 for classifiers, 800 1344 detectors)')
     parser.add_argument('--out', help='ONNX file (default: work_dirs/onnx/<config name>.onnx)')
     parser.add_argument('--dynamic-batch', action='store_true', help='free batch size')
     parser.add_argument('--dynamic-shape', action='store_true', help='free height and width')
-    parser.add_argument('--exporter', choices=EXPORTERS, default='dynamo',
-                        help="torch's exporter: 'dynamo' (its default) or 'torchscript'")
+    parser.add_argument(
+        '--exporter',
+        choices=EXPORTERS,
+        default='dynamo',
+        help="torch's exporter: 'dynamo' (its default) or 'torchscript'")
     parser.add_argument('--opset', type=int, help='ONNX opset (>= 19; default: torch\'s, 20)')
     parser.add_argument('--rtol', type=float, default=RTOL)
     parser.add_argument('--atol', type=float, default=ATOL)
@@ -73,9 +82,16 @@ def main() -> int:
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     torch.manual_seed(0)
     example = torch.randn(1, 3, *shape)
-    export_onnx(target.module, example, out, args.exporter, args.dynamic_batch,
-                args.dynamic_shape, args.opset, target.output_names,
-                metadata=dict(target.preprocessing, exported_by='mmdas ' + mmdas.__version__))
+    export_onnx(
+        target.module,
+        example,
+        out,
+        args.exporter,
+        args.dynamic_batch,
+        args.dynamic_shape,
+        args.opset,
+        target.output_names,
+        metadata=dict(target.preprocessing, exported_by='mmdas ' + mmdas.__version__))
     ops = operator_types(out)
     print(f'wrote {out}: {len(ops)} nodes, {sum(op == "DeformConv" for _, op in ops)} '
           f'DeformConv ({args.exporter} exporter)')

@@ -8,13 +8,22 @@ data_root = 'data/shapes_cls/'
 classes = ('square', 'disc', 'triangle', 'cross')
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='DASResNet', depth=18, stem_channels=16, base_channels=16, gate=dict(type='DASGate', alpha=0.2),
-                  out_indices=(3, )),
+    backbone=dict(
+        type='DASResNet',
+        depth=18,
+        stem_channels=16,
+        base_channels=16,
+        gate=dict(type='DASGate', alpha=0.2),
+        out_indices=(3, )),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=4, in_channels=128,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )))
-data_preprocessor = dict(num_classes=4, mean=[127.5, 127.5, 127.5], std=[64.0, 64.0, 64.0],
-                         to_rgb=True)
+    head=dict(
+        type='LinearClsHead',
+        num_classes=4,
+        in_channels=128,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, )))
+data_preprocessor = dict(
+    num_classes=4, mean=[127.5, 127.5, 127.5], std=[64.0, 64.0, 64.0], to_rgb=True)
 train_pipeline = [
     dict(type='LoadImageOrSkip'),
     dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.6, 1.0)),
@@ -23,20 +32,35 @@ train_pipeline = [
 ]
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
 train_dataloader = dict(
-    batch_size=32, num_workers=0, persistent_workers=False,
+    batch_size=32,
+    num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train',
-                 classes=classes, pipeline=train_pipeline))
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        data_prefix='train',
+        classes=classes,
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=64, num_workers=0, persistent_workers=False,
+    batch_size=64,
+    num_workers=0,
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val',
-                 classes=classes, pipeline=test_pipeline))
+    dataset=dict(
+        type='CustomDataset',
+        data_root=data_root,
+        data_prefix='val',
+        classes=classes,
+        pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
+# AdamW: with SGD (lr 0.05, momentum 0.9) these from-scratch quarter-width networks sat at chance
+# for a seed-dependent number of epochs, so 15 epochs measured luck (top-1 over seeds 0-2: plain
+# ResNet-18 31-38 %, DAS 51-82 %); with AdamW both train at every seed tried.
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = dict(type='CosineAnnealingLR', T_max=15, by_epoch=True, begin=0, end=15)
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=15)
 val_cfg = dict()

@@ -14,5 +14,6 @@ except ImportError as err:
     if err.name is None or not err.name.startswith('mmseg'):
         raise
 
-__all__ = ['DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2',
-           'plain_backbone_cfg']
+__all__ = [
+    'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'plain_backbone_cfg'
+]

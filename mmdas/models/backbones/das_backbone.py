@@ -8,8 +8,7 @@ from torch import Tensor
 from .pretrained import is_pretrained_cfg, load_checked
 
 
-def gate_config(gate: Optional[dict], alpha: Optional[float],
-                deform_impl: Optional[str]) -> dict:
+def gate_config(gate: Optional[dict], alpha: Optional[float], deform_impl: Optional[str]) -> dict:
     """The gate's config: ``gate`` as given, or a ``DASGate`` with ``alpha`` / ``deform_impl``.
 
     ``alpha`` and ``deform_impl`` are ``DASGate``'s arguments, kept on the backbones so that
@@ -17,8 +16,10 @@ def gate_config(gate: Optional[dict], alpha: Optional[float],
     its own arguments inside ``gate``.
     """
     if gate is None:
-        return dict(type='DASGate', alpha=0.2 if alpha is None else alpha,
-                    deform_impl='auto' if deform_impl is None else deform_impl)
+        return dict(
+            type='DASGate',
+            alpha=0.2 if alpha is None else alpha,
+            deform_impl='auto' if deform_impl is None else deform_impl)
     if not isinstance(gate, dict) or 'type' not in gate:
         raise ValueError(f"gate must be a config dict with a 'type', e.g. dict(type='DASGate', "
                          f"alpha=0.2) or dict(type='CBAMGate'), got {gate!r}")
@@ -30,8 +31,9 @@ def gate_config(gate: Optional[dict], alpha: Optional[float],
         if value is None:
             continue
         if cfg['type'] != 'DASGate':
-            raise ValueError(f'{name}={value!r} configures the DASGate, but gate is '
-                             f'{cfg["type"]!r}: put that gate\'s own arguments inside gate=dict(...)')
+            raise ValueError(
+                f'{name}={value!r} configures the DASGate, but gate is '
+                f'{cfg["type"]!r}: put that gate\'s own arguments inside gate=dict(...)')
         cfg.setdefault(name, value)
     return cfg
 
@@ -74,8 +76,10 @@ class DASGatesMixin:
 
     def das_gates(self) -> List[nn.Module]:
         """The stage gates, first stage first (DAS gates or whichever ``gate`` configures)."""
-        return [getattr(getattr(self, name), self.gate_name)
-                for name in getattr(self, 'das_stage_names', ())]
+        return [
+            getattr(getattr(self, name), self.gate_name)
+            for name in getattr(self, 'das_stage_names', ())
+        ]
 
     def is_gate_key(self, key: str) -> bool:
         """Whether a state-dict key belongs to one of the stage gates."""
@@ -110,8 +114,8 @@ class DASGatesMixin:
                 gate.init_weights()
         if pretrained is not None:
             self.init_cfg = pretrained
-            load_checked(self, pretrained, may_be_missing=self.is_gate_key,
-                         convert=self.convert_pretrained)
+            load_checked(
+                self, pretrained, may_be_missing=self.is_gate_key, convert=self.convert_pretrained)
 
 
 def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
@@ -123,8 +127,12 @@ def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
 
 GATE_ARGS = ('gate', 'gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
 PLAIN_TYPES = {
-    'DASResNet': 'ResNet', 'DASResNet_CIFAR': 'ResNet_CIFAR', 'DASResNetV1c': 'ResNetV1c',
-    'DASResNetV1d': 'ResNetV1d', 'DASResNeXt': 'ResNeXt', 'DASRes2Net': 'Res2Net',
+    'DASResNet': 'ResNet',
+    'DASResNet_CIFAR': 'ResNet_CIFAR',
+    'DASResNetV1c': 'ResNetV1c',
+    'DASResNetV1d': 'ResNetV1d',
+    'DASResNeXt': 'ResNeXt',
+    'DASRes2Net': 'Res2Net',
     'DASMobileNetV2': 'MobileNetV2'
 }
 

@@ -8,11 +8,10 @@ at the four resolution levels of MobileNetV2).
 from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
-from torch import Tensor
-
 from mmdet.models.backbones import MobileNetV2 as MMDetMobileNetV2
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.utils import is_seq_of
+from torch import Tensor
 
 from .das_backbone import DASGatesMixin, gate_config
 
@@ -21,7 +20,8 @@ GATEABLE = tuple(range(7))
 
 def _check_gate_indices(gate_indices) -> None:
     if (not isinstance(gate_indices, (list, tuple)) or not is_seq_of(gate_indices, int)
-            or not set(gate_indices) <= set(GATEABLE) or len(set(gate_indices)) != len(gate_indices)):
+            or not set(gate_indices) <= set(GATEABLE)
+            or len(set(gate_indices)) != len(gate_indices)):
         raise ValueError(f'gate_indices must be distinct layer indices from {GATEABLE} '
                          f'(layer1-layer7; 7 is the final 1x1 conv2, which takes no gate), '
                          f'got {gate_indices!r}')
@@ -71,9 +71,13 @@ class DASMobileNetV2Mixin(DASGatesMixin):
         **kwargs: everything the framework's ``MobileNetV2`` takes.
     """
 
-    def __init__(self, gate_indices: Sequence[int] = (1, 2, 4, 6), gate: Optional[dict] = None,
-                 alpha: Optional[float] = None, deform_impl: Optional[str] = None,
-                 freeze_gates: bool = False, **kwargs) -> None:
+    def __init__(self,
+                 gate_indices: Sequence[int] = (1, 2, 4, 6),
+                 gate: Optional[dict] = None,
+                 alpha: Optional[float] = None,
+                 deform_impl: Optional[str] = None,
+                 freeze_gates: bool = False,
+                 **kwargs) -> None:
         _check_gate_indices(gate_indices)
         cfg = gate_config(gate, alpha, deform_impl)
         super().__init__(**kwargs)

@@ -41,9 +41,13 @@ class DASResNetMixin(DASGatesMixin):
         **kwargs: everything the host backbone takes.
     """
 
-    def __init__(self, depth: int, gate_stages: Optional[Sequence[bool]] = None,
-                 gate: Optional[dict] = None, alpha: Optional[float] = None,
-                 deform_impl: Optional[str] = None, freeze_gates: bool = False,
+    def __init__(self,
+                 depth: int,
+                 gate_stages: Optional[Sequence[bool]] = None,
+                 gate: Optional[dict] = None,
+                 alpha: Optional[float] = None,
+                 deform_impl: Optional[str] = None,
+                 freeze_gates: bool = False,
                  **kwargs) -> None:
         depths = tuple(sorted(self.arch_settings))
         if depth not in depths:

@@ -10,5 +10,7 @@ from .eca_gate import ECAGate, eca_kernel_size
 from .se_gate import SEGate
 from .triplet_attention_gate import TripletAttentionGate
 
-__all__ = ['DASGate', 'das_hidden_channels', 'SEGate', 'CBAMGate', 'ECAGate', 'eca_kernel_size',
-           'TripletAttentionGate', 'CATGate', 'DANetGate']
+__all__ = [
+    'DASGate', 'das_hidden_channels', 'SEGate', 'CBAMGate', 'ECAGate', 'eca_kernel_size',
+    'TripletAttentionGate', 'CATGate', 'DANetGate'
+]

@@ -43,8 +43,9 @@ class CATGate(nn.Module):
     def __init__(self, in_channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
         hidden = max(1, in_channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, in_channels, 1))
+        self.mlp = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, in_channels, 1))
         self.spatial = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2)
         self.channel_pool_factors = nn.Parameter(torch.ones(3))
         self.spatial_pool_factors = nn.Parameter(torch.ones(3))
@@ -55,9 +56,9 @@ class CATGate(nn.Module):
         return x.mean(dims, keepdim=True), x.amax(dims, keepdim=True), entropy_pool(x, dims)
 
     def forward(self, x: Tensor) -> Tensor:
-        channel = sum(f * self.mlp(p) for f, p in zip(self.channel_pool_factors,
-                                                      self.three_way_pool(x, (2, 3))))
-        spatial = sum(f * self.spatial(p) for f, p in zip(self.spatial_pool_factors,
-                                                          self.three_way_pool(x, (1, ))))
+        channel = sum(f * self.mlp(p)
+                      for f, p in zip(self.channel_pool_factors, self.three_way_pool(x, (2, 3))))
+        spatial = sum(f * self.spatial(p)
+                      for f, p in zip(self.spatial_pool_factors, self.three_way_pool(x, (1, ))))
         a, b = self.colla_factors
         return x * (a * channel.sigmoid() + b * spatial.sigmoid())

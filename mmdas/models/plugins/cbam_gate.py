@@ -21,8 +21,9 @@ class CBAMGate(nn.Module):
     def __init__(self, in_channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
         hidden = max(1, in_channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, in_channels, 1))
+        self.mlp = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, in_channels, 1))
         self.spatial = nn.Sequential(
             nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(1))
 

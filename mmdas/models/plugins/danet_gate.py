@@ -46,5 +46,5 @@ class DANetGate(nn.Module):
         return torch.bmm(torch.softmax(energy, dim=-1), flat).view(n, c, h, w)
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x + self.position_gamma * self.position_attention(x)
-                + self.channel_gamma * self.channel_attention(x))
+        return (x + self.position_gamma * self.position_attention(x) +
+                self.channel_gamma * self.channel_attention(x))

@@ -18,7 +18,6 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from mmdas.ops import ModulatedDeformConv2dPack
-
 from ..layers import GroupNormAnySize
 
 
@@ -56,8 +55,8 @@ class DASGate(nn.Module):
         self.pointwise = nn.Conv2d(in_channels, hidden, 1)
         self.compress_norm = GroupNormAnySize(hidden, hidden)  # InstanceNorm with affine
         self.act = nn.GELU()
-        self.deform_conv = ModulatedDeformConv2dPack(hidden, in_channels, 3, padding=1,
-                                                     impl=deform_impl)
+        self.deform_conv = ModulatedDeformConv2dPack(
+            hidden, in_channels, 3, padding=1, impl=deform_impl)
         self.gate_norm = GroupNormAnySize(1, in_channels)  # LayerNorm over (C, H, W)
         self.init_weights()
 

@@ -24,7 +24,10 @@ class ECAGate(nn.Module):
 
     _abbr_ = 'eca_gate'
 
-    def __init__(self, in_channels: int, kernel_size: int = None, gamma: float = 2,
+    def __init__(self,
+                 in_channels: int,
+                 kernel_size: int = None,
+                 gamma: float = 2,
                  b: float = 1) -> None:
         super().__init__()
         k = kernel_size or eca_kernel_size(in_channels, gamma, b)

@@ -22,8 +22,9 @@ class SEGate(nn.Module):
         super().__init__()
         hidden = max(1, in_channels // reduction)
         self.squeeze = nn.AdaptiveAvgPool2d(1)
-        self.excite = nn.Sequential(nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(hidden, in_channels, 1), nn.Sigmoid())
+        self.excite = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, in_channels, 1), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.excite(self.squeeze(x))
