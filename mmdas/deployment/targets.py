@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from torch import Tensor
 
-from mmdas.utils import load_model_checkpoint
+from mmdas.utils import load_model_checkpoint, runner_model_cfg
 
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
 
@@ -67,7 +67,7 @@ def build_export_target(cfg: Config, checkpoint: Optional[str] = None) -> Export
                          f"{scope!r}; a backbone alone can be exported with "
                          'mmdas.deployment.export_onnx')
     init_default_scope(scope)
-    model_cfg = cfg.model.copy()
+    model_cfg = runner_model_cfg(cfg)
     if checkpoint is not None or model_cfg.get('backbone', {}).get('init_cfg'):
         model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no download here
     model = MODELS.build(model_cfg)

@@ -18,6 +18,7 @@ from mmengine.registry import MODELS, init_default_scope
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
 from mmdas.models.backbones import plain_backbone_cfg
+from mmdas.utils import runner_model_cfg
 
 
 def build_inputs(model, shape, scope: str):
@@ -41,7 +42,7 @@ def build_inputs(model, shape, scope: str):
 def count(cfg: Config, shape, backbone_only: bool, plain: bool):
     scope = cfg.get('default_scope', 'mmdet')
     init_default_scope(scope)
-    model_cfg = cfg.model.copy()
+    model_cfg = runner_model_cfg(cfg)
     backbone = dict(model_cfg.backbone, init_cfg=None)  # counting needs no weights
     model_cfg.backbone = plain_backbone_cfg(backbone) if plain else backbone
     model = MODELS.build(model_cfg).eval()

@@ -5,7 +5,9 @@ _base_ = ['mmpretrain::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
 data_root = 'data/shapes_cls/'
-classes = ('square', 'disc', 'triangle', 'cross')
+# mmpretrain's CustomDataset numbers the class folders in sorted order; `classes` only names them
+# (it checks their count), so they are listed in that order.
+classes = ('cross', 'disc', 'square', 'triangle')
 model = dict(
     type='ImageClassifier',
     backbone=dict(

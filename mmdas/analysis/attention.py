@@ -1,0 +1,180 @@
+"""Where a model looks: DAS gate maps and Grad-CAM for mmpretrain classifiers and mmdet
+two-stage detectors.
+
+Grad-CAM is pytorch-grad-cam's (``GradCAM``, one per target layer, so each layer's map is its
+own, min-max scaled to [0, 1] at the input's size). For a classifier it explains a class
+logit; for a detector, the class score of its top-scoring detection: the RoI head's
+classification of that box, as a function of the image.
+"""
+import copy
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from torch import Tensor
+
+from mmdas.models import DASGate
+from mmdas.utils import load_model_checkpoint, runner_model_cfg
+
+SCOPES = ('mmpretrain', 'mmdet')
+
+
+def build_model(cfg: Config, checkpoint: str) -> nn.Module:
+    """The config's model with every tensor from ``checkpoint`` (a mismatch names its keys)."""
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope not in SCOPES:
+        raise ValueError(f'attention maps support configs of {SCOPES} (default_scope), got '
+                         f'{scope!r}')
+    init_default_scope(scope)
+    model_cfg = runner_model_cfg(cfg)
+    model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # all weights come from file
+    model = MODELS.build(model_cfg)
+    load_model_checkpoint(model, checkpoint)
+    model.eval()
+    return model
+
+
+@dataclass
+class PreparedImage:
+    """An image as the model takes it and as it is drawn."""
+    path: str
+    inputs: Tensor  # (1, 3, H, W), normalised by the model's data preprocessor
+    data_sample: Any
+    rgb: np.ndarray  # (H, W, 3) uint8, the image after the test pipeline (resized)
+
+
+def prepare_image(cfg: Config, model: nn.Module, path: str) -> PreparedImage:
+    """Load ``path`` through the config's test pipeline and the model's data preprocessor."""
+    from mmengine.dataset import Compose
+    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+                if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')]
+    data = Compose(pipeline)(dict(img_path=path, img_id=0))
+    if data is None:
+        raise ValueError(f'the test pipeline returned nothing for {path!r}')
+    chw = data['inputs']
+    batch = model.data_preprocessor(dict(inputs=[chw], data_samples=[data['data_samples']]),
+                                    False)
+    return PreparedImage(path, batch['inputs'], batch['data_samples'][0],
+                         chw.permute(1, 2, 0).numpy()[..., ::-1].copy())
+
+
+def stage_end_layers(model: nn.Module, count: int = 2) -> List[str]:
+    """The last ``count`` stages of the backbone (ResNet family: ``layer3``, ``layer4``;
+    MobileNetV2: its stride-16 and stride-32 layers), by name."""
+    backbone = model.backbone
+    if hasattr(backbone, 'res_layers'):
+        stages = list(backbone.res_layers)
+    elif hasattr(backbone, 'layers'):  # MobileNetV2: the last layer of each resolution level
+        stages = [backbone.layers[i] for i in (1, 2, 4, 6)]
+    else:
+        raise ValueError(f'no default target layers for {type(backbone).__name__}: pass '
+                         '--target-layers')
+    return [f'backbone.{name}' for name in stages[-count:]]
+
+
+def resolve_layers(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
+    """The modules called ``names``; a missing one is named with the layers that exist."""
+    modules = dict(model.named_modules())
+    missing = [name for name in names if name not in modules]
+    if missing:
+        shallow = [n for n in modules if n and n.count('.') <= 1]
+        raise ValueError(f'target layer(s) {missing} not in the model; layers: {shallow}')
+    return [modules[name] for name in names]
+
+
+def gate_maps(model: nn.Module, inputs: Tensor) -> List[Tuple[str, np.ndarray]]:
+    """Each DAS gate's attention ``A``, averaged over channels: ``(name, H_s x W_s)``."""
+    inputs_seen: Dict[str, Tensor] = {}
+    gates = [(name, m) for name, m in model.named_modules() if isinstance(m, DASGate)]
+    hooks = [m.register_forward_hook(
+        lambda module, args, out, name=name: inputs_seen.__setitem__(name, args[0]))
+        for name, m in gates]
+    try:
+        with torch.no_grad():
+            _forward(model, inputs)
+            return [(name, gate.attention(inputs_seen[name]).mean(1)[0].numpy())
+                    for name, gate in gates]
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _forward(model: nn.Module, inputs: Tensor):
+    return model.extract_feat(inputs) if hasattr(model, 'extract_feat') else model(inputs)
+
+
+class ClassifierLogits(nn.Module):
+    """An mmpretrain classifier from its normalised input to its class logits."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.classifier(inputs, mode='tensor')
+
+
+class BoxClassScores(nn.Module):
+    """A two-stage mmdet detector's RoI-head class scores for one fixed box (input coords)."""
+
+    def __init__(self, detector: nn.Module, box: Tensor) -> None:
+        super().__init__()
+        if not hasattr(detector, 'roi_head'):
+            raise ValueError(f'Grad-CAM of a detection needs a two-stage detector with an RoI '
+                             f'head (Faster R-CNN family), got {type(detector).__name__}')
+        self.detector = detector
+        self.register_buffer('rois', torch.cat([box.new_zeros(1, 1), box.view(1, 4)], 1))
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        feats = self.detector.extract_feat(inputs)
+        return self.detector.roi_head._bbox_forward(feats, self.rois)['cls_score']
+
+
+@dataclass
+class Explanation:
+    """What one model sees in one image."""
+    label: int
+    score: float
+    box: Optional[np.ndarray]  # the detection's box (x1, y1, x2, y2) in input pixels
+    cams: Dict[str, np.ndarray]  # target layer -> H x W Grad-CAM in [0, 1]
+    gates: List[Tuple[str, np.ndarray]]
+
+
+def explain(model: nn.Module, image: PreparedImage, target_layers: Sequence[str],
+            label: Optional[int] = None) -> Explanation:
+    """Grad-CAM at each target layer for ``label`` (default: the predicted class, or for a
+    detector the top-scoring detection) and the DAS gate maps."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    layers = resolve_layers(model, target_layers)
+    box = None
+    if hasattr(model, 'roi_head'):  # a detector: explain its top detection
+        with torch.no_grad():
+            pred = model.predict(image.inputs, [image.data_sample], rescale=False)[0]
+        instances = pred.pred_instances
+        if len(instances) == 0:
+            raise ValueError(f'{image.path}: the detector found nothing to explain')
+        top = int(instances.scores.argmax())
+        box = instances.bboxes[top].detach()
+        label = int(instances.labels[top]) if label is None else label
+        score = float(instances.scores[top])
+        target_model = BoxClassScores(model, box)
+    else:
+        target_model = ClassifierLogits(model)
+        with torch.no_grad():
+            probs = target_model(image.inputs).softmax(-1)[0]
+        label = int(probs.argmax()) if label is None else label
+        score = float(probs[label])
+    cams = {}
+    for name, layer in zip(target_layers, layers):
+        cam = GradCAM(model=target_model, target_layers=[layer])
+        try:
+            cams[name] = cam(image.inputs, targets=[ClassifierOutputTarget(label)])[0]
+        finally:
+            cam.activations_and_grads.release()
+    return Explanation(label, score, None if box is None else box.numpy(), cams,
+                       gate_maps(model, image.inputs))
