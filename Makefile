@@ -1,9 +1,13 @@
 # mmdas: one command installs, one more tests.
-#   make install   create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
-#   make test      install if needed, then run the test suite
-#   make demo      install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
-#   make demo-cls  install if needed, then the classification demo (DAS-ResNet-18)
-#   make bench     parameter/FLOP counts and latency benchmark
+#   make install      create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
+#   make test         install if needed, lint, then run the test suite (what CI runs: .ci/run)
+#   make lint         flake8, isort and yapf in check mode (configured in setup.cfg)
+#   make format       rewrite the code with isort and yapf
+#   make demo         install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
+#   make demo-cls     install if needed, then the classification demo (DAS and plain ResNet-18)
+#   make demo-seeds   both demos over seeds 0, 1, 2: the README's mean and spread
+#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal (slow: ~1 h)
+#   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,8 +17,9 @@ MMCV_VERSION := 2.1.0
 STAMP := $(VENV)/.installed
 REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
 CONSTRAINTS := -c requirements/constraints.txt
+LINTED := mmdas tools tests configs setup.py
 
-.PHONY: install test demo demo-cls bench clean-venv
+.PHONY: install test lint format demo demo-cls demo-seeds compare bench clean-venv
 
 install: $(STAMP)
 
@@ -31,7 +36,16 @@ $(STAMP): $(REQS)
 	  || { echo "ERROR: mmcv was installed without its compiled ops (from mmcv.ops import ModulatedDeformConv2d failed)"; exit 1; }
 	touch $(STAMP)
 
-test: install
+lint: install
+	$(VENV)/bin/flake8 $(LINTED)
+	$(VENV)/bin/isort --check-only --diff $(LINTED)
+	$(VENV)/bin/yapf --diff --recursive $(LINTED)
+
+format: install
+	$(VENV)/bin/isort $(LINTED)
+	$(VENV)/bin/yapf --in-place --recursive $(LINTED)
+
+test: lint
 	$(PY) -m pytest tests
 
 demo: install
@@ -39,6 +53,13 @@ demo: install
 
 demo-cls: install
 	$(PY) tools/demo_cls.py
+
+demo-seeds: install
+	$(PY) tools/demo.py --seeds 0 1 2 --work-dir work_dirs/demo_seeds
+	$(PY) tools/demo_cls.py --seeds 0 1 2 --work-dir work_dirs/demo_cls_seeds
+
+compare: install
+	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy
 
 bench: install
 	$(PY) tools/analysis/benchmark.py

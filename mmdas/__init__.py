@@ -1,31 +1,39 @@
 """mmdas: the DAS attention gate for OpenMMLab.
 
-``import mmdas`` (or ``custom_imports=dict(imports=['mmdas'])`` in a config) registers
-``DASGate`` in mmengine's root registry, ``DASResNet`` / ``DASMobileNetV2`` in mmdet's and
-mmpretrain's, and lets mmengine checkpoints load under torch >= 2.6.
+``import mmdas`` (or ``custom_imports=dict(imports=['mmdas'])`` in a config) checks the framework
+versions, registers ``DASGate`` and the gates it is compared with in mmengine's root registry,
+the gated backbones in mmdet's, mmpretrain's and mmsegmentation's, and lets mmengine
+checkpoints load under torch >= 2.6.
 """
-import mmcv
-import mmengine
+import importlib
+
 from mmengine.utils import digit_version
 
-from .version import __version__
-
-MMCV_RANGE = ('2.0.0', '2.2.0')
-MMENGINE_RANGE = ('0.10.0', '1.0.0')
+from .version import FRAMEWORKS, __version__
 
 
-def _check_version(name: str, version: str, lo: str, hi: str) -> None:
-    if not digit_version(lo) <= digit_version(version) < digit_version(hi):
-        raise ImportError(f'{name}=={version} is incompatible with mmdas {__version__}: '
-                          f'install {name}>={lo},<{hi} (see README, "Install").')
+def _check_framework(distribution: str, module: str, low: str, high: str, needed: bool) -> None:
+    """ImportError naming the supported range, if ``module`` is installed at another version
+    (or missing while ``needed``)."""
+    try:
+        version = importlib.import_module(module).__version__
+    except ImportError as err:
+        if needed:
+            raise ImportError(f'mmdas {__version__} needs {distribution}>={low},<{high} '
+                              f'(see README, "Install"): {err}') from err
+        return  # optional and absent (or broken: mmdas.models.backbones names the error)
+    if not digit_version(low) <= digit_version(version) < digit_version(high):
+        raise ImportError(f'{distribution}=={version} is incompatible with mmdas {__version__}: '
+                          f'install {distribution}>={low},<{high} (see README, "Install").')
 
 
-_check_version('mmcv', mmcv.__version__, *MMCV_RANGE)
-_check_version('mmengine', mmengine.__version__, *MMENGINE_RANGE)
+for _distribution, (_module, _low, _high, _needed) in FRAMEWORKS.items():
+    _check_framework(_distribution, _module, _low, _high, _needed)
 
-from .utils import allow_mmengine_checkpoints  # noqa: E402
+from .utils import allow_mmengine_checkpoints, register_config_package  # noqa: E402
 
 allow_mmengine_checkpoints()
+register_config_package()
 
 from . import datasets, engine, models, ops  # noqa: E402,F401
 

@@ -1,1 +1,13 @@
-__version__ = '0.1.0'
+__version__ = '0.2.0'
+
+#: The one place the supported framework versions are written: ``[low, high)`` per package.
+#: ``import mmdas`` checks them (ImportError naming the range) and ``setup.py`` turns them into
+#: ``install_requires``; ``requirements/`` pins the tested versions inside them.
+FRAMEWORKS = {
+    # distribution: (module, lowest supported, first unsupported, needed)
+    'mmcv': ('mmcv', '2.0.0', '2.2.0', True),
+    'mmengine': ('mmengine', '0.10.0', '1.0.0', True),
+    'mmdet': ('mmdet', '3.0.0', '3.4.0', True),
+    'mmpretrain': ('mmpretrain', '1.0.0', '1.3.0', False),
+    'mmsegmentation': ('mmseg', '1.0.0', '1.3.0', False),
+}

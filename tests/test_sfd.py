@@ -37,14 +37,15 @@ def test_weak_attention_off_the_object_is_not_counted_against_it():
 def test_a_known_split_by_hand():
     cam = np.array([[1.0, 0.5, 1.0, 0.9]])
     # s = 1, 0.2403, 1, 0.7715; both right pixels salient (>= 0.5): B = the whole image
-    assert sfd_score(cam, R4) == pytest.approx((1 + 0.2402530733) /
-                                               (1 + 0.2402530733 + 1 + 0.7714758169))
+    assert sfd_score(cam, R4) == pytest.approx(
+        (1 + 0.2402530733) / (1 + 0.2402530733 + 1 + 0.7714758169))
     # threshold 0.8: only the right pixel with s = 1 is salient
-    assert sfd_score(cam, R4, threshold=0.8) == pytest.approx((1 + 0.2402530733) /
-                                                              (1 + 0.2402530733 + 1))
+    assert sfd_score(
+        cam, R4, threshold=0.8) == pytest.approx((1 + 0.2402530733) / (1 + 0.2402530733 + 1))
     # base 2 by hand: s = 1, 0.41421, 1, 0.86607
-    assert sfd_score(cam, R4, base=2) == pytest.approx((1 + (2**0.5 - 1)) /
-                                                       (1 + (2**0.5 - 1) + 1 + (2**0.9 - 1)))
+    assert sfd_score(
+        cam, R4, base=2) == pytest.approx(
+            (1 + (2**0.5 - 1)) / (1 + (2**0.5 - 1) + 1 + (2**0.9 - 1)))
 
 
 @pytest.mark.parametrize('cam, region, error, match', [

@@ -1,22 +1,33 @@
-"""End-to-end detection demo on CPU: DAS vs vanilla Faster R-CNN on synthetic shapes.
+"""Detection demo on CPU: DAS vs vanilla Faster R-CNN on synthetic shapes, in minutes.
 
 1. writes the synthetic COCO-format set to ``data/shapes`` (once);
 2. trains a vanilla Faster R-CNN (the "trained vanilla detector" the paper's warm-up starts from);
-3. for the DAS backbone and for the vanilla one, runs the same two-stage schedule from it:
-   backbone warm-up (heads frozen), then full fine-tune;
-4. evaluates both with COCO bbox AP (pycocotools) and prints the tables side by side;
-5. saves the val images with drawn detections (ground truth left, detections right).
+3. for the DAS backbone and for the vanilla one, the same two-stage schedule from it: backbone
+   warm-up (heads frozen), then full fine-tune;
+4. evaluates both with COCO bbox AP (pycocotools) and prints them side by side;
+5. draws a few val images: ground truth, DAS detections, vanilla detections.
 
-Every stage skips when done and resumes when interrupted, so re-running is cheap.
+The console shows one progress bar per stage; mmengine's full logs stay in each stage's work
+dir (``--verbose`` prints them instead). Every stage skips when done and resumes when
+interrupted, so re-running is cheap. ``--seeds 0 1 2`` repeats it all per seed and reports the
+mean and spread (``make demo-seeds``).
 """
 import argparse
+import contextlib
+import os
 import os.path as osp
+import statistics
+import sys
+import time
+from typing import Dict
 
+import numpy as np
 from mmengine.config import Config
 
 import mmdas  # noqa: F401
 from mmdas.datasets import make_shapes_coco
-from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
+from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console, run_stage,
+                          run_two_stage)
 
 CONFIGS = dict(
     das='configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py',
@@ -24,8 +35,35 @@ CONFIGS = dict(
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
 
 
-def iter_cfg(path: str, iters: int, work_dir: str) -> Config:
+class Stages:
+    """Numbered, titled stages, each quiet (or verbose) with its own log in its work dir."""
+
+    def __init__(self, total: int, verbose: bool) -> None:
+        self.total, self.done, self.verbose = total, 0, verbose
+
+    def cfg(self, cfg: Config, title: str) -> Config:
+        self.done += 1
+        return cfg if self.verbose else quiet_cfg(cfg, f'[{self.done}/{self.total}] {title}')
+
+    def console(self, work_dir: str):
+        os.makedirs(work_dir, exist_ok=True)
+        return contextlib.nullcontext() if self.verbose else quiet_console(
+            osp.join(work_dir, 'console.log'))
+
+
+def demo_cfg(path: str, data_root: str, seed: int) -> Config:
+    """The demo config reading ``data_root`` and seeded with ``seed``."""
     cfg = Config.fromfile(path)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = osp.join(data_root, '')
+    cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = osp.join(
+        data_root, 'annotations', 'instances_val.json')
+    cfg.randomness = dict(seed=seed)
+    return cfg
+
+
+def iter_cfg(path: str, iters: int, work_dir: str, data_root: str, seed: int) -> Config:
+    cfg = demo_cfg(path, data_root, seed)
     cfg.train_cfg.update(max_iters=iters, val_interval=iters)
     cfg.param_scheduler[1].update(end=iters, milestones=[int(iters * 0.8)])
     cfg.default_hooks.checkpoint.interval = iters
@@ -33,15 +71,97 @@ def iter_cfg(path: str, iters: int, work_dir: str) -> Config:
     return cfg
 
 
-def evaluate(path: str, checkpoint: str, work_dir: str, show_dir: str = None) -> dict:
-    cfg = Config.fromfile(path)
+def evaluate(cfg: Config, checkpoint: str, work_dir: str) -> dict:
     cfg.work_dir, cfg.load_from = work_dir, checkpoint
-    if show_dir:  # mmdet's hook draws every test image: ground truth left, detections right
-        cfg.default_hooks.visualization.update(draw=True, test_out_dir=osp.abspath(show_dir))
     return build_runner(cfg).test()
 
 
-def main() -> None:
+def draw_detections(checkpoints: Dict[str, str], data_root: str, path: str, count: int) -> None:
+    """``count`` val images in rows: ground truth, then each model's detections (score >= 0.3)."""
+    import cv2
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.structures import DetDataSample
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.structures import InstanceData
+    from pycocotools.coco import COCO
+    coco = COCO(osp.join(data_root, 'annotations', 'instances_val.json'))
+    models = {
+        name: init_detector(CONFIGS[name], ckpt, device='cpu')
+        for name, ckpt in checkpoints.items()
+    }
+    visualizer = DetLocalVisualizer.get_instance('demo_detections')
+    visualizer.dataset_meta = next(iter(models.values())).dataset_meta
+    rows = []
+    for image_id in sorted(coco.getImgIds())[:count]:
+        info = coco.loadImgs(image_id)[0]
+        image = cv2.imread(osp.join(data_root, 'val', info['file_name']))[..., ::-1]
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        truth = DetDataSample()
+        truth.gt_instances = InstanceData(
+            bboxes=np.array([[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)],
+                            np.float32).reshape(-1, 4),
+            labels=np.array([a['category_id'] - 1 for a in anns], np.int64))
+        panels = []
+        visualizer.add_datasample('truth', image, truth, draw_pred=False)
+        panels.append(visualizer.get_image())
+        for model in models.values():
+            result = inference_detector(model, image[..., ::-1].copy())
+            visualizer.add_datasample('pred', image, result, draw_gt=False, pred_score_thr=0.3)
+            panels.append(visualizer.get_image())
+        rows.append(np.concatenate(panels, 1))
+    header = np.full((24, rows[0].shape[1], 3), 255, np.uint8)
+    width = rows[0].shape[1] // (1 + len(models))
+    for i, title in enumerate(['ground truth'] + [f'{n} (score >= 0.3)' for n in models]):
+        cv2.putText(header, title, (i * width + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0),
+                    1, cv2.LINE_AA)
+    cv2.imwrite(path, np.concatenate([header] + rows, 0)[..., ::-1])
+
+
+def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[str, dict]:
+    base_cfg = iter_cfg(CONFIGS['vanilla'], args.base_iters, work_dir, args.data_root, seed)
+    with stages.console(osp.join(work_dir, 'base_vanilla')):
+        base = run_stage(
+            stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN'),
+            osp.join(work_dir, 'base_vanilla'))
+    results, finals = {}, {}
+    for name, path in CONFIGS.items():
+        warmup = backbone_warmup_cfg(
+            iter_cfg(path, args.warmup_iters, work_dir, args.data_root, seed))
+        finetune = iter_cfg(path, args.finetune_iters, work_dir, args.data_root, seed)
+        with stages.console(osp.join(work_dir, name)):
+            schedule = [
+                stages.cfg(warmup, f'seed {seed}: {name} backbone warm-up'),
+                stages.cfg(finetune, f'seed {seed}: {name} fine-tune')
+            ]
+            finals[name] = run_two_stage(schedule, osp.join(work_dir, name), base)
+            test = stages.cfg(
+                demo_cfg(path, args.data_root, seed), f'seed {seed}: {name} COCO evaluation')
+            results[name] = evaluate(test, finals[name], osp.join(work_dir, name, 'test'))
+    picture = osp.join(work_dir, 'detections.png')
+    with stages.console(work_dir):
+        draw_detections(finals, args.data_root, picture, args.pictures)
+    return dict(metrics=results, picture=picture)
+
+
+def report(runs: Dict[int, dict]) -> None:
+    names = list(CONFIGS)
+    print('\nCOCO bbox AP on the synthetic val set (pycocotools), same data and schedule' +
+          (f', mean ± sd over seeds {list(runs)}:' if len(runs) > 1 else ':'))
+    print(f"{'metric':<14}" + ''.join(f'{name:>16}' for name in names))
+    for metric in METRICS:
+        cells = []
+        for name in names:
+            values = [r['metrics'][name][f'coco/{metric}'] for r in runs.values()]
+            cells.append(f'{values[0]:.3f}' if len(values) ==
+                         1 else f'{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}')
+        print(f'{metric:<14}' + ''.join(f'{c:>16}' for c in cells))
+    if len(runs) > 1:
+        per_seed = ', '.join(f"seed {s}: " + ' / '.join(f"{r['metrics'][n]['coco/bbox_mAP']:.3f}"
+                                                        for n in names) for s, r in runs.items())
+        print(f'bbox_mAP per seed (das / vanilla): {per_seed}')
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -49,28 +169,26 @@ def main() -> None:
     parser.add_argument('--base-iters', type=int, default=300)
     parser.add_argument('--warmup-iters', type=int, default=60)
     parser.add_argument('--finetune-iters', type=int, default=200)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0])
+    parser.add_argument('--pictures', type=int, default=4, help='val images drawn')
+    parser.add_argument('--verbose', action='store_true', help="print mmengine's full logs")
     args = parser.parse_args()
-
+    start = time.time()
     if not osp.isfile(osp.join(args.data_root, 'annotations', 'instances_val.json')):
+        print(f'writing the synthetic COCO-format shapes set to {args.data_root}')
         make_shapes_coco(args.data_root)
-    wd = args.work_dir
-    base = run_stage(
-        iter_cfg(CONFIGS['vanilla'], args.base_iters, wd), osp.join(wd, 'base_vanilla'))
-    results = {}
-    for name, path in CONFIGS.items():
-        finetune = iter_cfg(path, args.finetune_iters, wd)
-        warmup = backbone_warmup_cfg(iter_cfg(path, args.warmup_iters, wd))
-        final = run_two_stage([warmup, finetune], osp.join(wd, name), stage1_load_from=base)
-        results[name] = evaluate(
-            path, final, osp.join(wd, name, 'test'), show_dir=osp.join(wd, name, 'detections'))
-
-    print('\nCOCO bbox AP on the synthetic val set (pycocotools), same data and schedule:')
-    print(f"{'metric':<14}" + ''.join(f'{name:>10}' for name in results))
-    for metric in METRICS:
-        row = ''.join(f"{results[name][f'coco/{metric}']:>10.3f}" for name in results)
-        print(f'{metric:<14}{row}')
-    print(f'\nimages with drawn detections: {osp.join(wd, "*", "detections")}')
+    stages = Stages(total=7 * len(args.seeds), verbose=args.verbose)
+    runs = {}
+    for seed in args.seeds:
+        work_dir = args.work_dir if len(args.seeds) == 1 else osp.join(args.work_dir, f'seed{seed}')
+        runs[seed] = run_seed(args, seed, work_dir, stages)
+    report(runs)
+    print('\npicture of detections: ' + ', '.join(r['picture'] for r in runs.values()))
+    print(f'full logs: {args.work_dir}/**/<timestamp>/<timestamp>.log and console.log per stage')
+    minutes, seconds = divmod(int(time.time() - start), 60)
+    print(f'done in {minutes} min {seconds} s')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

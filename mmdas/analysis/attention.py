@@ -50,14 +50,15 @@ class PreparedImage:
 def prepare_image(cfg: Config, model: nn.Module, path: str) -> PreparedImage:
     """Load ``path`` through the config's test pipeline and the model's data preprocessor."""
     from mmengine.dataset import Compose
-    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-                if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')]
+    pipeline = [
+        t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+        if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')
+    ]
     data = Compose(pipeline)(dict(img_path=path, img_id=0))
     if data is None:
         raise ValueError(f'the test pipeline returned nothing for {path!r}')
     chw = data['inputs']
-    batch = model.data_preprocessor(dict(inputs=[chw], data_samples=[data['data_samples']]),
-                                    False)
+    batch = model.data_preprocessor(dict(inputs=[chw], data_samples=[data['data_samples']]), False)
     return PreparedImage(path, batch['inputs'], batch['data_samples'][0],
                          chw.permute(1, 2, 0).numpy()[..., ::-1].copy())
 
@@ -90,9 +91,11 @@ def gate_maps(model: nn.Module, inputs: Tensor) -> List[Tuple[str, np.ndarray]]:
     """Each DAS gate's attention ``A``, averaged over channels: ``(name, H_s x W_s)``."""
     inputs_seen: Dict[str, Tensor] = {}
     gates = [(name, m) for name, m in model.named_modules() if isinstance(m, DASGate)]
-    hooks = [m.register_forward_hook(
-        lambda module, args, out, name=name: inputs_seen.__setitem__(name, args[0]))
-        for name, m in gates]
+    hooks = [
+        m.register_forward_hook(
+            lambda module, args, out, name=name: inputs_seen.__setitem__(name, args[0]))
+        for name, m in gates
+    ]
     try:
         with torch.no_grad():
             _forward(model, inputs)
@@ -144,7 +147,9 @@ class Explanation:
     gates: List[Tuple[str, np.ndarray]]
 
 
-def explain(model: nn.Module, image: PreparedImage, target_layers: Sequence[str],
+def explain(model: nn.Module,
+            image: PreparedImage,
+            target_layers: Sequence[str],
             label: Optional[int] = None) -> Explanation:
     """Grad-CAM at each target layer for ``label`` (default: the predicted class, or for a
     detector the top-scoring detection) and the DAS gate maps."""

@@ -45,8 +45,8 @@ def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 def sampled_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     """MACs of :class:`mmdas.ops.deform_conv_torch.SampledConvFunction`, counted the same way.
 
-    Its inputs are the table ``(rows, C_in / deform_groups)``, the corner weights ``(points,
-    4)`` (one point per output position, tap and deformable group), the corner rows and the
+    Its inputs are the table ``(rows, C_in / deform_groups)``, the corner rows and the corner
+    weights ``(points, 4)`` (one point per output position, tap and deformable group) and the
     weight ``(C_out, C_in / groups, kh, kw)``; its output is ``(N, C_out, H_out, W_out)``.
     """
     group_channels = get_shape(inputs[0])[1]

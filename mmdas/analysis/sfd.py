@@ -27,7 +27,9 @@ def antilog_scale(cam: np.ndarray, base: float = DEFAULT_BASE) -> np.ndarray:
     return (np.power(base, cam) - 1) / (base - 1)
 
 
-def sfd_score(cam: np.ndarray, region: np.ndarray, base: float = DEFAULT_BASE,
+def sfd_score(cam: np.ndarray,
+              region: np.ndarray,
+              base: float = DEFAULT_BASE,
               threshold: float = DEFAULT_THRESHOLD) -> float:
     """sfd of one Grad-CAM against one relevant region (see the module notes for the formula).
 

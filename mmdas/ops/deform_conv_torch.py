@@ -260,9 +260,12 @@ class SampledConvPlan:
 class SampledConvFunction(torch.autograd.Function):
     """``out = conv2d(S @ table as a taps image, weight, stride=kernel)``, chunk by chunk.
 
-    Inputs: ``table`` ``(table_rows, C_in / deform_groups)``, ``corner_weights`` and
-    ``corner_rows`` ``(points, 4)``, ``weight`` ``(C_out, C_in / groups, kh, kw)`` and the
-    :class:`SampledConvPlan`. Output ``(N, C_out, H_out, W_out)`` in the plan's memory format.
+    Inputs: ``table`` ``(table_rows, C_in / deform_groups)``, ``corner_rows`` and
+    ``corner_weights`` ``(points, 4)`` (as :func:`bilinear_corners` returns them), ``weight``
+    ``(C_out, C_in / groups, kh, kw)`` and the :class:`SampledConvPlan`. Output ``(N, C_out,
+    H_out, W_out)`` in the plan's memory format. The weight's gradient of a chunk goes through
+    the conv's own backward, or a matrix product where that is faster
+    (:func:`_weight_grad_by_product`).
 
     The conv runs on a channels-last taps image, so it wants a channels-last weight: a weight
     in another layout is converted once per call (layers keep theirs channels-last). With a
@@ -271,14 +274,14 @@ class SampledConvFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, table: Tensor, corner_weights: Tensor, corner_rows: Tensor, weight: Tensor,
+    def forward(ctx, table: Tensor, corner_rows: Tensor, corner_weights: Tensor, weight: Tensor,
                 plan: SampledConvPlan) -> Tensor:
         geometry = plan.geometry
         weight = weight.contiguous(memory_format=torch.channels_last)
         buffer = table.new_empty(plan.buffer_values())
         out = kept_taps = None
         for chunk in plan.chunks:
-            taps, _ = _sample_taps(table, corner_weights, corner_rows, chunk, geometry, buffer)
+            taps, _ = _sample_taps(table, corner_rows, corner_weights, chunk, geometry, buffer)
             result = F.conv2d(taps, weight, None, geometry.kernel, 0, 1, geometry.groups)
             if len(plan.chunks) == 1:
                 out, kept_taps = result.contiguous(memory_format=plan.out_format), taps
@@ -293,35 +296,40 @@ class SampledConvFunction(torch.autograd.Function):
                     memory_format=plan.out_format)
             out[chunk.out_index()] = result
         ctx.plan = plan
-        ctx.save_for_backward(table, corner_weights, corner_rows, weight, kept_taps)
+        ctx.save_for_backward(table, corner_rows, corner_weights, weight, kept_taps)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        table, corner_weights, corner_rows, weight, kept_taps = ctx.saved_tensors
+        table, corner_rows, corner_weights, weight, kept_taps = ctx.saved_tensors
         plan, geometry = ctx.plan, ctx.plan.geometry
-        need_table, need_corners, _, need_weight, _ = ctx.needs_input_grad
+        need_table, _, need_corners, need_weight, _ = ctx.needs_input_grad
         need_taps = need_table or need_corners
         grad_table = torch.zeros_like(table) if need_table else None
         grad_corners = torch.empty_like(corner_weights) if need_corners else None
-        grad_weight = torch.zeros_like(weight) if need_weight else None
+        grad_weight = None
         buffer = table.new_empty(plan.buffer_values()) if kept_taps is None else None
         for chunk in plan.chunks:
             # The taps are only needed for the weight's gradient; the matrix always is.
             taps, sampling = _sample_taps(
                 table,
-                corner_weights,
                 corner_rows,
+                corner_weights,
                 chunk,
                 geometry,
                 buffer,
                 values=need_weight and kept_taps is None)
+            taps = kept_taps if taps is None else taps
+            chunk_grad_out = grad_out[chunk.out_index()]
+            by_product = need_weight and _weight_grad_by_product(chunk, geometry)
             grad_taps, chunk_grad_weight, _ = torch.ops.aten.convolution_backward(
-                grad_out[chunk.out_index()], kept_taps if taps is None else taps, weight, None,
-                list(geometry.kernel), [0, 0], [1, 1], False, [0, 0], geometry.groups,
-                [need_taps, need_weight, False])
-            if need_weight:
-                grad_weight += chunk_grad_weight
+                chunk_grad_out, taps, weight, None, list(geometry.kernel), [0, 0], [1, 1], False,
+                [0, 0], geometry.groups, [need_taps, need_weight and not by_product, False])
+            if by_product:
+                chunk_grad_weight = _weight_grad_as_product(chunk_grad_out, taps, geometry)
+            if need_weight:  # the first chunk's as it is: no zero-fill, no sum, for one chunk
+                grad_weight = chunk_grad_weight if grad_weight is None else \
+                    grad_weight.add_(chunk_grad_weight)
             if not need_taps:
                 continue
             # (images, C_in, kh * rows, kw * out_w) channels-last -> one row per sampled point
@@ -334,12 +342,41 @@ class SampledConvFunction(torch.autograd.Function):
             if need_corners:  # the forward's matrix as the pattern (beta=0: its values unused)
                 grad_corners[points] = torch.sparse.sampled_addmm(
                     sampling, grad_values, table.t(), beta=0).values().view(-1, 4)
-        return grad_table, grad_corners, None, grad_weight, None
+        return grad_table, None, grad_corners, grad_weight, None
+
+
+def _weight_grad_by_product(chunk: Chunk, geometry: ConvGeometry) -> bool:
+    """Whether the weight's gradient of ``chunk`` goes through a matrix product rather than the
+    conv's own backward: when the weight holds more values than the chunk's taps image (few
+    positions, many channels: late gates), where oneDNN's weight gradient is several times
+    slower than the product (DAS-R50's last gate at 224 px: 32 ms against 7 ms)."""
+    images = chunk.stop_image - chunk.first_image
+    positions = images * (chunk.stop_row - chunk.first_row) * geometry.out_hw[1]
+    return geometry.out_channels // geometry.groups > positions
+
+
+def _weight_grad_as_product(grad_out: Tensor, taps: Tensor, geometry: ConvGeometry) -> Tensor:
+    """``d weight = grad_out^T @ patches`` per conv group, ``patches`` the taps of each output
+    position in the channels-last weight's order ``(tap_y, tap_x, channel)``."""
+    (kh, kw), out_w = geometry.kernel, geometry.out_hw[1]
+    images, c_in, height, _ = taps.shape
+    rows, groups = height // kh, geometry.groups
+    # (images, rows, kh, out_w, kw, C) -> (images, rows, out_w, kh, kw, groups, C / groups)
+    patches = taps.permute(0, 2, 3, 1).reshape(images, rows, kh, out_w, kw, groups, -1)
+    patches = patches.permute(0, 1, 3, 5, 2, 4, 6)
+    grads = grad_out.permute(0, 2, 3, 1).reshape(images * rows * out_w, groups, -1)
+    per_group = [
+        grads[:, g].t() @ patches[:, :, :, g].reshape(images * rows * out_w, -1)
+        for g in range(groups)
+    ]  # each (C_out / groups, kh * kw * C_in / groups)
+    weight = per_group[0] if groups == 1 else torch.cat(per_group)  # (no 30 MB copy for one)
+    weight = weight.view(geometry.out_channels, kh, kw, c_in // groups)
+    return weight.permute(0, 3, 1, 2)  # a channels-last (C_out, C_in / groups, kh, kw) tensor
 
 
 def _sample_taps(table: Tensor,
-                 corner_weights: Tensor,
                  corner_rows: Tensor,
+                 corner_weights: Tensor,
                  chunk: Chunk,
                  geometry: ConvGeometry,
                  buffer: Tensor,
@@ -426,7 +463,7 @@ def modulated_deform_conv2d_torch(x: Tensor,
     corner_rows, corner_weights = bilinear_corners(offset, mask, geometry)
     plan = SampledConvPlan(geometry, plan_chunks(geometry, max_elements), _memory_format(x))
     out = SampledConvFunction.apply(
-        padded_table(x, geometry), corner_weights.to(x.dtype), corner_rows, weight.to(x.dtype),
+        padded_table(x, geometry), corner_rows, corner_weights.to(x.dtype), weight.to(x.dtype),
         plan)
     if bias is not None:  # in place: the function's backward does not need its output
         out.add_(bias.view(1, -1, 1, 1))

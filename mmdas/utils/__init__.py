@@ -1,9 +1,9 @@
 from .checkpoint import allow_mmengine_checkpoints
-from .config import runner_model_cfg
+from .config import register_config_package, runner_model_cfg
 from .dist import setup_cpu_distributed
 from .model_checkpoint import checkpoint_state_dict, load_model_checkpoint
 
 __all__ = [
-    'allow_mmengine_checkpoints', 'runner_model_cfg', 'setup_cpu_distributed',
-    'checkpoint_state_dict', 'load_model_checkpoint'
+    'allow_mmengine_checkpoints', 'register_config_package', 'runner_model_cfg',
+    'setup_cpu_distributed', 'checkpoint_state_dict', 'load_model_checkpoint'
 ]

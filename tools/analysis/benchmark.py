@@ -1,36 +1,51 @@
-"""Latency of the DAS deformable conv, DAS backbones and a Faster R-CNN training step.
+"""Latency and memory of the DAS deformable conv, DAS backbones, a Faster R-CNN training step
+and the ONNX Runtime deployment, each comparison measured within one run.
 
-Every comparison is measured in one run, the variants alternating round by round after
-warm-up, and reported as medians and ratios (machines are noisy; compare ratios).
+The variants alternate round by round after warm-up; medians and ratios are reported (machines
+are noisy and differ: compare ratios from one run).
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--rounds 7] [--quick]
+        [--sections op backbone detector growth memory onnx] [--before REV]
         [--out work_dirs/bench]
 
 Sections:
-  op        the first DAS-R50 gate's deformable conv (51 -> 256 ch, 56x56): mmcv's kernel and
-            the pure-PyTorch path (offsets and mask given), and the pure-PyTorch layer with its
-            offset conv, against a dense 3x3 conv of the same shape, fwd and fwd+bwd
-  backbone  DAS-ResNet-50 (pure-PyTorch path and mmcv's kernel) against ResNet-50, forward,
-            224x224 batch 1 and 32, 800x1216 batch 1
+  op        the deformable conv of each of DAS-ResNet-50's four gates at 224x224 (51->256 at
+            56x56 ... 410->2048 at 7x7), offsets and mask given, channels-last as the gate
+            hands them over: the pure-PyTorch path (now and --before), mmcv's kernel, against a
+            plain nn.Conv2d of the same shape on an NCHW map; forward and forward+backward
+  backbone  DAS-ResNet-50 against ResNet-50, forward, 224x224 batch 1 and 32, 800x1216 batch 1;
+            NCHW (the default) and, as extra rows, both models channels-last
   detector  one Faster R-CNN training step (1333x800, batch 2), DAS-R50 against R50
-  growth    a DAS gate (256 ch) against mmcv's NonLocal2d at the same place, forward, at
-            several map sizes; the exponent of latency against pixel count is fitted
-            (linear = 1, quadratic = 2) and plotted to OUT/gate_scaling.png
-  memory    peak memory of a Faster R-CNN training step (1333x800, batch 2), DAS-R50 and R50:
-            CUDA's max allocated, or on CPU the peak resident size of a fresh process each
-Writes a markdown table to OUT/benchmark.md and prints it.
+  growth    a DAS gate (256 ch) against mmcv's NonLocal2d at the same place, forward, at several
+            map sizes; the exponent of latency against pixel count is fitted and plotted
+  memory    peak memory of that training step: CUDA's max allocated, or on CPU the peak
+            resident size of a fresh process each
+  onnx      ONNX Runtime (CPU) latency at 224x224 batch 1 of DAS-R50 and ResNet-50 exported by
+            mmdas.deployment, against the same models in PyTorch
+``--before REV`` loads the pure-PyTorch deformable conv of a git revision (default: the last
+landing before this one) into the same run, as the "before" variant of the op, backbone and
+detector sections. Writes OUT/benchmark.md and OUT/gate_scaling.png and prints the table.
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import statistics
+import subprocess
+import tempfile
 import time
-from typing import Callable, Dict, List
+from functools import partial
+from typing import Callable, Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 
 import mmdas  # noqa: F401
-from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available, modulated_deform_conv2d
+import mmdas.ops.modulated_deform_conv as dispatch
+from mmdas.ops import mmcv_ops_available, modulated_deform_conv2d
+
+GATE_SHAPES = ((51, 256, 56), (102, 512, 28), (205, 1024, 14), (410, 2048, 7))
+DEFAULT_BEFORE = 'aef62b0'  # the landing before the stride-conv deformable conv
 
 
 def ms(seconds: float) -> str:
@@ -44,15 +59,6 @@ def ratio(value: float, reference: float) -> str:
 def sync(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
-
-
-def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
-
-    def run():
-        with torch.no_grad():
-            module(x)
-
-    return run
 
 
 def alternate(fns: Dict[str, Callable], rounds: int, warmup: int, device: str) -> Dict[str, float]:
@@ -69,70 +75,143 @@ def alternate(fns: Dict[str, Callable], rounds: int, warmup: int, device: str) -
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def op_section(device: str, rounds: int) -> List[tuple]:
-    """The deformable conv itself (offsets and mask given, as the gate's layer receives them
-    from its offset conv), the whole layer with that offset conv, and a dense conv."""
-    torch.manual_seed(0)
-    x = torch.randn(1, 51, 56, 56, device=device)
-    impls = ['torch'] + (['mmcv'] if mmcv_ops_available() else [])
-    layers = {
-        impl: ModulatedDeformConv2dPack(51, 256, 3, padding=1, impl=impl).to(device)
-        for impl in impls
-    }
-    for layer in layers.values():  # non-zero offsets, as after training
-        torch.nn.init.normal_(layer.conv_offset.weight, 0, 0.1)
-    with torch.no_grad():
-        o1, o2, logits = torch.chunk(layers['torch'].conv_offset(x), 3, dim=1)
-    offset, mask = torch.cat((o1, o2), dim=1), logits.sigmoid()
-    dense = torch.nn.Conv2d(51, 256, 3, padding=1).to(device)
+def load_before(rev: str) -> Optional[Callable]:
+    """``modulated_deform_conv2d_torch`` of git revision ``rev``, or None outside a checkout."""
+    try:
+        source = subprocess.run(['git', 'show', f'{rev}:mmdas/ops/deform_conv_torch.py'],
+                                check=True,
+                                capture_output=True,
+                                text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = osp.join(tempfile.mkdtemp(), 'deform_conv_before.py')
+    with open(path, 'w') as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location('deform_conv_before', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.modulated_deform_conv2d_torch
+
+
+class TorchPathSwap:
+    """Run the dispatch's pure-PyTorch deformable conv as ``fn`` (the "before" variant)."""
+
+    def __init__(self, fn: Optional[Callable]) -> None:
+        self.fn, self.saved = fn, dispatch.modulated_deform_conv2d_torch
+
+    def __enter__(self):
+        if self.fn is not None:
+            dispatch.modulated_deform_conv2d_torch = self.fn
+
+    def __exit__(self, *exc):
+        dispatch.modulated_deform_conv2d_torch = self.saved
+
+
+def run_with(fn: Callable, path: Optional[Callable] = None) -> Callable:
+
+    def run():
+        with TorchPathSwap(path):
+            fn()
+
+    return run
+
+
+def op_section(device: str, rounds: int, before: Optional[Callable]) -> List[tuple]:
     rows = []
-    for mode in ('forward', 'forward+backward'):
-
-        def step(fn, *inputs):
-
-            def run():
-                if mode == 'forward':
-                    with torch.no_grad():
-                        fn(*inputs)
-                else:
-                    fn(*[t.detach().requires_grad_() for t in inputs]).sum().backward()
-
-            return run
-
-        fns = {}
-        for impl, layer in layers.items():
-            fns[f'dcn[{impl}]'] = step(
-                lambda *t, layer=layer, impl=impl: modulated_deform_conv2d(
-                    *t, layer.weight, layer.bias, padding=1, impl=impl),
-                x,
-                offset,
-                mask)
-        fns['dcn[torch] + its offset conv'] = step(layers['torch'], x)
-        fns['dense conv'] = step(dense, x)
-        med = alternate(fns, rounds, 3, device)
-        for name, t in med.items():
-            rows.append(('op 51->256 56x56 b1', mode, name, ms(t), ratio(t, med['dense conv'])))
+    for c_in, c_out, size in GATE_SHAPES:
+        torch.manual_seed(0)
+        x = torch.randn(1, c_in, size, size, device=device)
+        offset = torch.randn(1, 18, size, size, device=device) * 0.5
+        mask = torch.rand(1, 9, size, size, device=device)
+        dense = torch.nn.Conv2d(c_in, c_out, 3, padding=1).to(device)  # a host layer's layout
+        # As the gate hands them over: its compressed branch runs channels-last, and its layer
+        # keeps the weight channels-last (see ModulatedDeformConv2dPack).
+        dcn_inputs = [
+            t.contiguous(memory_format=torch.channels_last)
+            for t in (x, offset, mask, dense.weight.detach())
+        ] + [dense.bias.detach()]
+        dense_inputs = [x, dense.weight.detach(), dense.bias.detach()]
+        variants = {'dcn[torch]': ('torch', None)}
+        if before is not None:
+            variants['dcn[torch, before]'] = ('torch', before)
+        if mmcv_ops_available():
+            variants['dcn[mmcv]'] = ('mmcv', None)
+        for mode in ('forward', 'forward+backward'):
+            fns = {}
+            for name, (impl, path) in variants.items():
+                dcn = partial(modulated_deform_conv2d, padding=1, impl=impl)
+                fns[name] = run_with(timed_pass(dcn, dcn_inputs, mode), path)
+            fns['dense conv'] = timed_pass(partial(F.conv2d, padding=1), dense_inputs, mode)
+            med = alternate(fns, rounds, 3, device)
+            for name, t in med.items():
+                rows.append((f'op {c_in}->{c_out} {size}x{size} b1', mode, name, ms(t),
+                             ratio(t, med['dense conv'])))
     return rows
 
 
-def backbone_section(device: str, rounds: int, sizes) -> List[tuple]:
+def timed_pass(fn: Callable, inputs: List[torch.Tensor], mode: str) -> Callable:
+    """``fn(*inputs)`` without grad ('forward'), or with a backward of its sum."""
+
+    def run():
+        if mode == 'forward':
+            with torch.no_grad():
+                fn(*inputs)
+        else:
+            fn(*[t.detach().requires_grad_() for t in inputs]).sum().backward()
+
+    return run
+
+
+def backbone_section(device: str, rounds: int, sizes, before: Optional[Callable]) -> List[tuple]:
+    import copy
+
     from mmdet.models.backbones import ResNet
 
     from mmdas.models import DASResNet
-    models = {'ResNet-50': ResNet(50)}
-    models['DAS-R50[torch]'] = DASResNet(50, deform_impl='torch')
+    plain, das = ResNet(50), DASResNet(50, deform_impl='torch')
+    for gate in das.das_gates():  # non-zero offsets, as after training
+        torch.nn.init.normal_(gate.deform_conv.conv_offset.weight, 0, 0.01)
+    models = {'ResNet-50': (plain, None), 'DAS-R50[torch]': (das, None)}
+    if before is not None:
+        models['DAS-R50[torch, before]'] = (das, before)
     if mmcv_ops_available():
-        models['DAS-R50[mmcv]'] = DASResNet(50, deform_impl='mmcv')
-    for m in models.values():
-        m.to(device).eval()
+        mmcv_das = copy.deepcopy(das)
+        for gate in mmcv_das.das_gates():
+            gate.deform_conv.impl = 'mmcv'
+        models['DAS-R50[mmcv]'] = (mmcv_das, None)
+    channels_last = {
+        'ResNet-50 (channels-last)': copy.deepcopy(plain),
+        'DAS-R50[torch] (channels-last)': copy.deepcopy(das)
+    }
+    for model in [m for m, _ in models.values()] + list(channels_last.values()):
+        model.to(device)
+        model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    for m in channels_last.values():
+        m.to(memory_format=torch.channels_last)
     rows = []
     for batch, h, w in sizes:
         x = torch.randn(batch, 3, h, w, device=device)
-        med = alternate({n: no_grad_forward(m, x) for n, m in models.items()}, rounds, 2, device)
-        for name, t in med.items():
-            rows.append((f'backbone fwd {h}x{w} b{batch}', 'forward', name, ms(t),
-                         ratio(t, med['ResNet-50'])))
+        fns = {n: run_with(no_grad_forward(m, x), path) for n, (m, path) in models.items()}
+        med = alternate(fns, rounds, 2, device)
+        rows += [(f'backbone fwd {h}x{w} b{batch}', 'forward', n, ms(t), ratio(t, med['ResNet-50']))
+                 for n, t in med.items()]
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        med = alternate({
+            n: no_grad_forward(m, x_cl)
+            for n, m in channels_last.items()
+        }, rounds, 2, device)
+        rows += [(f'backbone fwd {h}x{w} b{batch}, both channels-last', 'forward', n, ms(t),
+                  ratio(t, med['ResNet-50 (channels-last)'])) for n, t in med.items()]
     return rows
+
+
+def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
+
+    def run():
+        with torch.no_grad():
+            module(x)
+
+    return run
 
 
 DETECTORS = ('Faster R-CNN R50', 'Faster R-CNN DAS-R50')
@@ -175,7 +254,8 @@ def _detector_steps(device: str,
         samples.append(s)
 
     def make_step(name):
-        model = MODELS.build(model_cfgs[name]).to(device).train()
+        model = MODELS.build(model_cfgs[name]).to(device)
+        model.train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
         def run():
@@ -190,13 +270,17 @@ def _detector_steps(device: str,
     return {name: make_step(name) for name in variants}
 
 
-def detector_section(device: str, rounds: int) -> List[tuple]:
-    med = alternate(_detector_steps(device), rounds, 1, device)
+def detector_section(device: str, rounds: int, before: Optional[Callable]) -> List[tuple]:
+    steps = _detector_steps(device)
+    if before is not None:
+        steps['Faster R-CNN DAS-R50 (before)'] = run_with(steps['Faster R-CNN DAS-R50'], before)
+    med = alternate(steps, rounds, 1, device)
     return [('train step 1333x800 b2', 'fwd+bwd+SGD', n, ms(t), ratio(t, med['Faster R-CNN R50']))
             for n, t in med.items()]
 
 
 def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
+    import numpy as np
     from mmcv.cnn import NonLocal2d
 
     from mmdas.models import DASGate
@@ -213,7 +297,6 @@ def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
             times[name].append(med[name])
     pixels = [s * s for s in sizes]
     rows = []
-    import numpy as np
     for name, ts in times.items():
         # fit on the larger half, where fixed per-call overheads no longer dominate
         slope = np.polyfit(np.log(pixels[2:]), np.log(ts[2:]), 1)[0]
@@ -274,16 +357,48 @@ def memory_section(device: str) -> List[tuple]:
              ratio(v, peaks['Faster R-CNN R50'])) for n, v in peaks.items()]
 
 
+def onnx_section(rounds: int, out: str) -> List[tuple]:
+    """ONNX Runtime (CPU, the process's thread count) against PyTorch, 224x224 batch 1."""
+    import onnxruntime
+    from mmdet.models.backbones import ResNet
+
+    from mmdas.deployment import export_onnx
+    from mmdas.models import DASResNet
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 224, 224)
+    models = {'ResNet-50': ResNet(50), 'DAS-R50': DASResNet(50)}
+    for gate in models['DAS-R50'].das_gates():
+        torch.nn.init.normal_(gate.deform_conv.conv_offset.weight, 0, 0.01)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    # ONNX Runtime's threads spin after a run by default, which slows the PyTorch run that
+    # alternates with it: they sleep here instead.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    fns = {}
+    for name, model in models.items():
+        model.eval()
+        path = export_onnx(model, x, osp.join(out, f'{name}.onnx'))
+        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        fns[f'{name} ONNX Runtime'] = lambda s=session, f=feed: s.run(None, f)
+        fns[f'{name} PyTorch'] = no_grad_forward(model, x)
+    med = alternate(fns, rounds, 2, 'cpu')
+    return [('onnx 224x224 b1', 'forward', n, ms(t), ratio(t, med['ResNet-50 ONNX Runtime']))
+            for n, t in med.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--rounds', type=int, default=7)
+    sections = ['op', 'backbone', 'detector', 'growth', 'memory', 'onnx']
+    parser.add_argument('--sections', nargs='+', default=sections, choices=sections)
     parser.add_argument(
-        '--sections',
-        nargs='+',
-        default=['op', 'backbone', 'detector', 'growth', 'memory'],
-        choices=['op', 'backbone', 'detector', 'growth', 'memory'])
+        '--before',
+        default=DEFAULT_BEFORE,
+        help='git revision whose pure-PyTorch deformable conv is the "before" '
+        "variant ('' for none)")
     parser.add_argument(
         '--quick', action='store_true', help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')
@@ -293,21 +408,26 @@ def main() -> None:
     device_name = (
         torch.cuda.get_device_name()
         if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads')
+    before = load_before(args.before) if args.before else None
     os.makedirs(args.out, exist_ok=True)
+    start = time.time()
     rows = []
     if 'op' in args.sections:
-        rows += op_section(args.device, rounds)
+        rows += op_section(args.device, rounds, before)
     if 'backbone' in args.sections:
-        rows += backbone_section(args.device, rounds, sizes)
+        rows += backbone_section(args.device, rounds, sizes, before)
     if 'detector' in args.sections:
-        rows += detector_section(args.device, max(1, rounds // 2))
+        rows += detector_section(args.device, max(1, rounds // 2), before)
     if 'growth' in args.sections:
         rows += growth_section(args.device, rounds, args.out)
     if 'memory' in args.sections:
         rows += memory_section(args.device)
+    if 'onnx' in args.sections and args.device == 'cpu':
+        rows += onnx_section(rounds, args.out)
     lines = [
-        f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} '
-        'alternating rounds after warm-up', '',
+        f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} alternating '
+        f'rounds after warm-up; "before": the pure-PyTorch deformable conv of {args.before} '
+        f'(run in today\'s gate); {time.time() - start:.0f} s', '',
         '| case | pass | variant | median | ratio to reference |', '|---|---|---|---|---|'
     ]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]

@@ -144,8 +144,8 @@ def _variant_backbone_cfg(cfg: Config, name: str) -> None:
         cfg.model.backbone.gate = dict(VARIANTS[name])
 
 
-def accuracy_section(names: List[str], seeds: List[int], work_dir: str, epochs: int,
-                     data_root: str) -> dict:
+def accuracy_section(names: List[str], seeds: List[int], work_dir: str, epochs: int, data_root: str,
+                     save: Callable[[dict], None]) -> dict:
     from mmdas.datasets import make_shapes_folder
     from mmdas.engine import build_runner, quiet_cfg, quiet_console
     if not osp.isdir(osp.join(data_root, 'val')):
@@ -169,10 +169,12 @@ def accuracy_section(names: List[str], seeds: List[int], work_dir: str, epochs: 
             runner.train()
             top1 = runner.test()['accuracy/top1']
         results[name][str(seed)] = dict(top1=top1, seconds=time.time() - t0)
+        save(results)  # an interrupted comparison keeps every finished run
     return results
 
 
-def detection_section(names: List[str], seeds: List[int], work_dir: str, data_root: str) -> dict:
+def detection_section(names: List[str], seeds: List[int], work_dir: str, data_root: str,
+                      save: Callable[[dict], None]) -> dict:
     """Per seed: one plain detector, then each module's two-stage schedule from it."""
     from mmdas.datasets import make_shapes_coco
     from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console,
@@ -211,6 +213,7 @@ def detection_section(names: List[str], seeds: List[int], work_dir: str, data_ro
                 metrics = build_runner(test).test()
                 results[name][str(seed)] = dict(
                     bbox_mAP=metrics['coco/bbox_mAP'], seconds=time.time() - t0)
+                save(results)
     return results
 
 
@@ -248,10 +251,12 @@ def table(data: dict, names: List[str]) -> str:
 
 
 def plot(data: dict, names: List[str], path: str) -> None:
+    """Latency against map size (left) and demo top-1 per module (right), one colour each."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = dict(zip(VARIANTS, plt.get_cmap('tab10').colors))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
     for name in names:
         g = data.get('growth', {}).get(name)
         if g:
@@ -259,34 +264,34 @@ def plot(data: dict, names: List[str], path: str) -> None:
                         g['ms'],
                         'o-',
                         ms=3,
+                        color=colours[name],
                         label=f'{name} (k={g["exponent"]:.2f})')
     left.set(
         xlabel='pixels of the map (H x W), 256 channels',
         ylabel='forward latency (ms)',
-        title='Latency against map size (CPU)')
+        title='Latency against map size (CPU; k: fitted exponent)')
     left.legend(fontsize=7)
     left.grid(True, which='both', alpha=0.3)
     cost, acc = data.get('cost', {}), data.get('accuracy', {})
-    for name in names:
-        runs = [r['top1'] for r in acc.get(name, {}).values()]
-        if runs and name in cost:
-            x = cost[name]['macs'] / 1e9
-            right.errorbar(
-                x,
-                statistics.mean(runs),
-                yerr=statistics.stdev(runs) if len(runs) > 1 else 0,
-                fmt='o',
-                capsize=3)
-            right.annotate(
-                name, (x, statistics.mean(runs)),
-                fontsize=8,
-                xytext=(4, 4),
-                textcoords='offset points')
+    plain = cost.get('none', {}).get('macs')
+    rows = [(name, [r['top1'] for r in acc[name].values()]) for name in names if acc.get(name)]
+    rows.sort(key=lambda row: statistics.mean(row[1]))
+    for i, (name, runs) in enumerate(rows):
+        spread = statistics.stdev(runs) if len(runs) > 1 else 0
+        right.barh(i, statistics.mean(runs), xerr=spread, color=colours[name], capsize=3)
+        right.plot(runs, [i] * len(runs), 'k.', ms=4)
+    labels = []
+    for name, _ in rows:
+        added = cost.get(name, {}).get('macs')
+        labels.append(
+            name if added is None or plain is None else f'{name} (+{(added - plain) / 1e9:.2f} G)')
+    right.set_yticks(range(len(rows)), labels, fontsize=8)
+    seeds = max((len(runs) for _, runs in rows), default=0)
     right.set(
-        xlabel='GMACs of ResNet-50 at 224x224 with the module',
-        ylabel='demo val top-1 % (mean ± sd over seeds)',
-        title='Demo-scale accuracy against cost')
-    right.grid(True, alpha=0.3)
+        xlabel=f'val top-1 % (bar: mean ± sd, dots: the {seeds} seeds)',
+        ylabel='module (+ added GMACs, ResNet-50 at 224x224)',
+        title='Demo-scale accuracy')
+    right.grid(True, axis='x', alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -314,26 +319,37 @@ def main() -> None:
     store = osp.join(args.out, 'compare_gates.json')
     data = json.load(open(store)) if osp.isfile(store) else {}
     start = time.time()
-    for section in args.sections:
-        print(f'== {section}', flush=True)
-        if section == 'cost':
-            result = cost_section(args.gates)
-        elif section == 'latency':
-            result = latency_section(args.gates, args.rounds)
-        elif section == 'growth':
-            result = growth_section(args.gates, max(1, args.rounds // 2), tuple(args.growth_sizes))
-        elif section == 'accuracy':
-            result = accuracy_section(args.gates, args.seeds, args.out, args.epochs, args.data_root)
-        else:
-            result = detection_section(args.gates, args.seeds, args.out, args.det_data_root)
-        data.setdefault(section, {}).update(result)
+
+    def save(section: str, result: dict) -> None:
+        """Merge ``result`` into the store (per module, and per seed for trained sections)."""
+        stored = data.setdefault(section, {})
+        for name, value in result.items():
+            if section in ('accuracy', 'detection'):
+                stored.setdefault(name, {}).update(value)
+            else:
+                stored[name] = value
         data.setdefault('meta', {})[section] = dict(
             torch=torch.__version__,
             threads=torch.get_num_threads(),
-            seeds=args.seeds if section in ('accuracy', 'detection') else None,
             date=time.strftime('%Y-%m-%d'))
         with open(store, 'w') as f:
             json.dump(data, f, indent=1)
+
+    for section in args.sections:
+        print(f'== {section}', flush=True)
+        if section == 'cost':
+            save(section, cost_section(args.gates))
+        elif section == 'latency':
+            save(section, latency_section(args.gates, args.rounds))
+        elif section == 'growth':
+            save(section,
+                 growth_section(args.gates, max(1, args.rounds // 2), tuple(args.growth_sizes)))
+        elif section == 'accuracy':
+            accuracy_section(args.gates, args.seeds, args.out, args.epochs, args.data_root,
+                             lambda result: save('accuracy', result))
+        else:
+            detection_section(args.gates, args.seeds, args.out, args.det_data_root,
+                              lambda result: save('detection', result))
     names = [n for n in VARIANTS if any(n in data.get(s, {}) for s in data if s != 'meta')]
     text = table(data, names)
     with open(osp.join(args.out, 'compare_gates.md'), 'w') as f:

@@ -100,17 +100,23 @@ def score_model(cfg: Config, checkpoint: str, items, layers, base: float,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--compare', nargs=2, metavar=('CONFIG2', 'CHECKPOINT2'))
     parser.add_argument('--num-images', type=int, default=100)
     parser.add_argument('--target-layers', nargs='+')
-    parser.add_argument('--base', type=float, default=DEFAULT_BASE,
-                        help='anti-log base: s = (base ** cam - 1) / (base - 1)')
-    parser.add_argument('--threshold', type=float, default=DEFAULT_THRESHOLD,
-                        help='scaled CAM value from which a pixel outside R counts as salient')
+    parser.add_argument(
+        '--base',
+        type=float,
+        default=DEFAULT_BASE,
+        help='anti-log base: s = (base ** cam - 1) / (base - 1)')
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help='scaled CAM value from which a pixel outside R counts as salient')
     parser.add_argument('--out', help='write the per-image scores to this JSON file')
     args = parser.parse_args()
     runs = [(args.config, args.checkpoint)] + ([tuple(args.compare)] if args.compare else [])
@@ -119,8 +125,9 @@ def main() -> int:
     for config, checkpoint in runs:
         name = osp.splitext(osp.basename(config))[0]
         print(f'{name}: Grad-CAM of {len(items)} images')
-        results[name] = score_model(Config.fromfile(config), checkpoint, items,
-                                    args.target_layers, args.base, args.threshold)
+        results[name] = score_model(
+            Config.fromfile(config), checkpoint, items, args.target_layers, args.base,
+            args.threshold)
     print(f'\nsfd (base {args.base:g}, threshold {args.threshold:g}), mean ± sd over images:')
     for name, layers in results.items():
         for layer, r in layers.items():

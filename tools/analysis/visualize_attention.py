@@ -36,8 +36,8 @@ def image_paths(items: List[str]) -> List[str]:
     paths = []
     for item in items:
         if osp.isdir(item):
-            paths += sorted(osp.join(item, n) for n in os.listdir(item)
-                            if n.lower().endswith(IMAGE_SUFFIXES))
+            paths += sorted(
+                osp.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
         else:
             paths.append(item)
     return paths
@@ -61,13 +61,18 @@ def object_region(path: str, shape) -> Optional[np.ndarray]:
 def overlay(ax, rgb: np.ndarray, heat: Optional[np.ndarray], title: str, box=None) -> None:
     ax.imshow(rgb)
     if heat is not None:
-        heat = cv2.resize(heat.astype(np.float32), (rgb.shape[1], rgb.shape[0]),
-                          interpolation=cv2.INTER_LINEAR)
+        heat = cv2.resize(
+            heat.astype(np.float32), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
         ax.imshow(heat, cmap='jet', alpha=0.45, vmin=0, vmax=1)
     if box is not None:
         x1, y1, x2, y2 = box
-        ax.add_patch(__import__('matplotlib').patches.Rectangle(
-            (x1, y1), x2 - x1, y2 - y1, fill=False, color='white', linewidth=1.5))
+        ax.add_patch(
+            __import__('matplotlib').patches.Rectangle((x1, y1),
+                                                       x2 - x1,
+                                                       y2 - y1,
+                                                       fill=False,
+                                                       color='white',
+                                                       linewidth=1.5))
     ax.set_title(title, fontsize=7)
     ax.axis('off')
 
@@ -80,8 +85,7 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
     gates = max(len(e.gates) for _, _, e in rows)
     cams = max(len(e.cams) for _, _, e in rows)
     cols = 1 + gates + cams
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.1 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.1 * len(rows)), squeeze=False)
     for r, (label, image, exp) in enumerate(rows):
         cls = names[exp.label] if names and exp.label < len(names) else str(exp.label)
         overlay(axes[r][0], image.rgb, None, f'{label}\n{cls} ({exp.score:.2f})', exp.box)
@@ -89,9 +93,10 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
             if g < len(exp.gates):
                 name, amap = exp.gates[g]
                 shown = (amap - amap.min()) / max(float(amap.max() - amap.min()), 1e-6)
-                overlay(axes[r][1 + g], image.rgb, shown,
-                        f'gate {name.replace("backbone.", "")}\nA in [{amap.min():.2f}, '
-                        f'{amap.max():.2f}]')
+                overlay(
+                    axes[r][1 + g], image.rgb, shown,
+                    f'gate {name.replace("backbone.", "")}\nA in [{amap.min():.2f}, '
+                    f'{amap.max():.2f}]')
             else:
                 axes[r][1 + g].axis('off')
                 axes[r][1 + g].set_title('(no gate)', fontsize=7)
@@ -110,21 +115,29 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('images', nargs='+', help='image files or folders')
-    parser.add_argument('--compare', nargs=2, metavar=('CONFIG2', 'CHECKPOINT2'),
-                        help='a second model drawn below (e.g. the plain twin)')
+    parser.add_argument(
+        '--compare',
+        nargs=2,
+        metavar=('CONFIG2', 'CHECKPOINT2'),
+        help='a second model drawn below (e.g. the plain twin)')
     parser.add_argument('--out', default='work_dirs/attention')
-    parser.add_argument('--target-layers', nargs='+',
-                        help='layers for Grad-CAM (default: the ends of the last two stages, '
-                        'backbone.layer3 backbone.layer4 for ResNets)')
-    parser.add_argument('--sfd-base', type=float, default=DEFAULT_BASE,
-                        help='anti-log base of the sfd score')
-    parser.add_argument('--sfd-threshold', type=float, default=DEFAULT_THRESHOLD,
-                        help='scaled CAM value from which a pixel off the object is salient')
+    parser.add_argument(
+        '--target-layers',
+        nargs='+',
+        help='layers for Grad-CAM (default: the ends of the last two stages, '
+        'backbone.layer3 backbone.layer4 for ResNets)')
+    parser.add_argument(
+        '--sfd-base', type=float, default=DEFAULT_BASE, help='anti-log base of the sfd score')
+    parser.add_argument(
+        '--sfd-threshold',
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help='scaled CAM value from which a pixel off the object is salient')
     args = parser.parse_args()
     models = [('model', args.config, args.checkpoint)]
     if args.compare:

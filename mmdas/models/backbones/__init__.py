@@ -1,18 +1,21 @@
 """Gated backbones, registered in every installed framework's registry under the same names."""
+import importlib
+import warnings
+
 from .das_backbone import plain_backbone_cfg
 from .das_mobilenet_v2 import DASMobileNetV2
 from .das_resnet import DASRes2Net, DASResNet, DASResNetV1d, DASResNeXt
 
-try:  # mmpretrain's flavours
-    from . import das_mobilenet_v2_cls, das_resnet_cls  # noqa: F401
-except ImportError as err:  # only mmpretrain itself may be missing
-    if err.name is None or not err.name.startswith('mmpretrain'):
-        raise
-try:  # mmsegmentation's flavours
-    from . import das_resnet_seg  # noqa: F401
-except ImportError as err:
-    if err.name is None or not err.name.startswith('mmseg'):
-        raise
+# Flavours for the optional frameworks: registered where the framework imports; a framework
+# that is not installed is skipped quietly, one that fails to import is named.
+for _module, _framework in (('das_resnet_cls', 'mmpretrain'),
+                            ('das_mobilenet_v2_cls', 'mmpretrain'), ('das_resnet_seg', 'mmseg')):
+    try:
+        importlib.import_module(f'{__name__}.{_module}')
+    except ImportError as err:
+        if err.name != _framework:
+            warnings.warn(f'mmdas: no {_framework} flavours of the gated backbones, importing '
+                          f'{_framework} failed: {err}')
 
 __all__ = [
     'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'plain_backbone_cfg'
