@@ -49,3 +49,24 @@ def test_classification_demo_with_its_plain_twin(tmp_path):
     assert 'das ' in out and 'plain ' in out and '(chance 25 %)' in out
     pictures = glob.glob(osp.join(work, 'attention', '*.png'))
     assert len(pictures) == 4
+
+
+def test_shapes_demo_cfg_points_everything_at_the_data_root():
+    import pytest
+
+    from mmdas.engine import shapes_demo_cfg
+    cfg = shapes_demo_cfg(
+        osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'),
+        '/data/x',
+        seed=3,
+        iters=50)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.data_root == '/data/x/'
+    assert cfg.val_evaluator.ann_file == '/data/x/annotations/instances_val.json'
+    assert cfg.test_evaluator.ann_file == cfg.val_evaluator.ann_file
+    assert cfg.randomness.seed == 3
+    assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (50, 50)
+    assert (cfg.param_scheduler[1].end, cfg.param_scheduler[1].milestones) == (50, [40])
+    assert cfg.default_hooks.checkpoint.interval == 50
+    with pytest.raises(ValueError, match='iters'):
+        shapes_demo_cfg(cfg, '/data/x', seed=0, iters=0)

@@ -178,22 +178,14 @@ def detection_section(names: List[str], seeds: List[int], work_dir: str, data_ro
     """Per seed: one plain detector, then each module's two-stage schedule from it."""
     from mmdas.datasets import make_shapes_coco
     from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console,
-                              run_stage, run_two_stage)
+                              run_stage, run_two_stage, shapes_demo_cfg)
     if not osp.isfile(osp.join(data_root, 'annotations', 'instances_val.json')):
         make_shapes_coco(data_root)
 
     def demo_cfg(name: str, seed: int, iters: int, title: str) -> Config:
         cfg = Config.fromfile(DET_DEMO)
         _variant_backbone_cfg(cfg, name)
-        for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-            loader.dataset.data_root = data_root + '/'
-        cfg.val_evaluator.ann_file = cfg.test_evaluator.ann_file = osp.join(
-            data_root, 'annotations/instances_val.json')
-        cfg.train_cfg.update(max_iters=iters, val_interval=iters)
-        cfg.param_scheduler[1].update(end=iters, milestones=[int(iters * 0.8)])
-        cfg.default_hooks.checkpoint.interval = iters
-        cfg.randomness = dict(seed=seed)
-        return quiet_cfg(cfg, title)
+        return quiet_cfg(shapes_demo_cfg(cfg, data_root, seed, iters), title)
 
     results = {name: {} for name in names}
     for seed in seeds:

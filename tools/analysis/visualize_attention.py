@@ -85,7 +85,7 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
     gates = max(len(e.gates) for _, _, e in rows)
     cams = max(len(e.cams) for _, _, e in rows)
     cols = 1 + gates + cams
-    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.1 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.4 * len(rows)), squeeze=False)
     for r, (label, image, exp) in enumerate(rows):
         cls = names[exp.label] if names and exp.label < len(names) else str(exp.label)
         overlay(axes[r][0], image.rgb, None, f'{label}\n{cls} ({exp.score:.2f})', exp.box)
