@@ -159,3 +159,11 @@ def test_our_train_tool_runs_two_process_ddp_with_gloo_on_cpu(shapes, tmp_path):
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # world size 2
     assert osp.isfile(tmp_path / 'iter_2.pth')
+
+
+def test_unscaled_det_sample_describes_an_image_fed_as_it_is():
+    from mmdas.utils import unscaled_det_sample
+    meta = unscaled_det_sample(48, 80).metainfo
+    for key in ('img_shape', 'pad_shape', 'ori_shape', 'batch_input_shape'):
+        assert meta[key] == (48, 80), key
+    assert meta['scale_factor'] == (1.0, 1.0)

@@ -223,12 +223,12 @@ def _detector_steps(device: str,
                     batch=2) -> Dict[str, Callable]:
     """One SGD training step of each Faster R-CNN variant on a fixed random batch."""
     from mmdet.registry import MODELS
-    from mmdet.structures import DetDataSample
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
 
     from mmdas.models.backbones import plain_backbone_cfg
+    from mmdas.utils import unscaled_det_sample
     init_default_scope('mmdet')
     cfg = Config.fromfile('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None
@@ -239,13 +239,7 @@ def _detector_steps(device: str,
     inputs = torch.randn(batch, 3, h, w, generator=g).to(device)
     samples = []
     for _ in range(batch):
-        s = DetDataSample(
-            metainfo=dict(
-                img_shape=(h, w),
-                pad_shape=(h, w),
-                ori_shape=(h, w),
-                scale_factor=(1.0, 1.0),
-                batch_input_shape=(h, w)))
+        s = unscaled_det_sample(h, w)
         xy = torch.rand(5, 2, generator=g) * torch.tensor([w - 200, h - 200])
         wh = 40 + torch.rand(5, 2, generator=g) * 160
         s.gt_instances = InstanceData(

@@ -18,7 +18,7 @@ from mmengine.registry import MODELS, init_default_scope
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
 from mmdas.models.backbones import plain_backbone_cfg
-from mmdas.utils import runner_model_cfg
+from mmdas.utils import runner_model_cfg, unscaled_det_sample
 
 
 def build_inputs(model, shape, scope: str):
@@ -27,15 +27,7 @@ def build_inputs(model, shape, scope: str):
     inputs = torch.randn(1, 3, h, w)
     if scope != 'mmdet':
         return model, inputs
-    from mmdet.structures import DetDataSample
-    sample = DetDataSample(
-        metainfo=dict(
-            img_shape=(h, w),
-            pad_shape=(h, w),
-            ori_shape=(h, w),
-            scale_factor=(1.0, 1.0),
-            batch_input_shape=(h, w)))
-    model.forward = partial(model.forward, data_samples=[sample], mode='tensor')
+    model.forward = partial(model.forward, data_samples=[unscaled_det_sample(h, w)], mode='tensor')
     return model, inputs
 
 

@@ -21,6 +21,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from .se_gate import channel_mlp
+
 
 def entropy_pool(x: Tensor, dims) -> Tensor:
     """Normalised entropy of ``softmax(x)`` over ``dims`` (kept as size-1 dims): 0 when one
@@ -42,10 +44,7 @@ class CATGate(nn.Module):
 
     def __init__(self, in_channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
-        hidden = max(1, in_channels // reduction)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, in_channels, 1))
+        self.mlp = channel_mlp(in_channels, reduction)
         self.spatial = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2)
         self.channel_pool_factors = nn.Parameter(torch.ones(3))
         self.spatial_pool_factors = nn.Parameter(torch.ones(3))

@@ -4,6 +4,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from .se_gate import channel_mlp
+
 
 @MODELS.register_module()
 class CBAMGate(nn.Module):
@@ -20,10 +22,7 @@ class CBAMGate(nn.Module):
 
     def __init__(self, in_channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
         super().__init__()
-        hidden = max(1, in_channels // reduction)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, in_channels, 1))
+        self.mlp = channel_mlp(in_channels, reduction)
         self.spatial = nn.Sequential(
             nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(1))
 
