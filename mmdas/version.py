@@ -5,6 +5,9 @@ __version__ = '0.2.0'
 #: ``install_requires``; ``requirements/`` pins the tested versions inside them.
 FRAMEWORKS = {
     # distribution: (module, lowest supported, first unsupported, needed)
+    # torch: the version the stack is tested with (requirements/build.txt) is the floor; it also
+    # makes torch.load's weights_only=True default (2.6) and torch.onnx.ops (2.8) certain.
+    'torch': ('torch', '2.14.0', '3.0.0', True),
     'mmcv': ('mmcv', '2.0.0', '2.2.0', True),
     'mmengine': ('mmengine', '0.10.0', '1.0.0', True),
     'mmdet': ('mmdet', '3.0.0', '3.4.0', True),

@@ -107,13 +107,28 @@ def test_pictures_for_a_classifier_and_its_plain_twin(trained, tmp_path):
         with_data(DAS_CLS, data), ckpts['das'], *images, '--compare',
         with_data(PLAIN_CLS, data), ckpts['plain'], '--out', out
     ])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # skipped images: not a success
     assert sorted(os.listdir(out)) == ['00000.png', '00002.png']
     assert 'wrote 2 picture(s)' in proc.stdout
     assert f'skipped {corrupt}' in proc.stderr and 'missing.png' in proc.stderr
     import cv2
     picture = cv2.imread(osp.join(out, '00000.png'))
     assert picture.shape[0] > 300 and picture.shape[1] > 1000  # two rows of seven panels
+
+
+def test_a_failure_that_is_not_an_unreadable_image_stops_the_tool(trained, tmp_path):
+    """A misconfigured file backend is a real failure: not a "skipped" image, no picture."""
+    data, ckpts = trained
+    config = tmp_path / 'bad_backend.py'
+    config.write_text(f"_base_ = {with_data(DAS_CLS, data)!r}\n"
+                      "test_dataloader = dict(dataset=dict(pipeline=[\n"
+                      "    dict(type='LoadImageFromFile', backend_args=dict(backend='nope')),\n"
+                      "    dict(type='PackInputs')]))\n")
+    image = osp.join(data, 'val', 'disc', '00000.png')
+    out = tmp_path / 'pictures'
+    proc = run('visualize_attention.py', [str(config), ckpts['das'], image, '--out', str(out)])
+    assert proc.returncode != 0 and 'skipped' not in proc.stderr
+    assert 'nope' in proc.stderr and not list(out.glob('*.png'))
 
 
 def test_a_checkpoint_that_does_not_fit_and_a_missing_layer_are_named(trained, tmp_path):

@@ -145,7 +145,12 @@ def torchvision_dcn(x, offset, mask, weight, bias, stride, padding, dilation, gr
 
 @pytest.mark.parametrize('seed', range(40))
 def test_torch_path_matches_torchvision_on_random_shapes(seed):
-    """An implementation nobody here wrote, in float64: forward and all five gradients."""
+    """An implementation nobody here wrote, in float64: forward and all five gradients.
+
+    Random (non-integer) offsets: there torchvision and mmcv agree. They differ only in the
+    offset gradient of a tap sitting exactly at coordinate -1, where we follow mmcv (see
+    ``test_torchvision_differs_only_at_taps_exactly_on_minus_one`` in test_deform_conv_edges.py).
+    """
     case = random_case(random.Random(seed))
     inputs = make_inputs(case, batch=case['batch'], seed=seed)
     out_ref, grads_ref = run(torchvision_dcn, inputs, case)
@@ -235,13 +240,9 @@ def test_bad_shapes_raise_named_errors():
             padding=1,
             impl='torch')
     with pytest.raises(TypeError, match='x must be float32 or float64.*got torch.bfloat16'):
-        modulated_deform_conv2d(
-            x.bfloat16(),
-            torch.zeros(1, 18, 5, 5),
-            torch.ones(1, 9, 5, 5),
-            w,
-            padding=1,
-            impl='torch')
+        # the raw pure-PyTorch function; the dispatch computes half precision in float32
+        modulated_deform_conv2d_torch(
+            x.bfloat16(), torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5), w, padding=1)
     with pytest.raises(ValueError, match='max_elements must be a positive number'):
         modulated_deform_conv2d_torch(
             x, torch.zeros(1, 18, 5, 5), torch.ones(1, 9, 5, 5), w, padding=1, max_elements=0)

@@ -14,6 +14,7 @@ from mmengine.runner import find_latest_checkpoint
 import mmdas  # noqa: F401
 from mmdas.datasets import make_shapes_coco
 from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
+from mmdas.engine.two_stage import StaleStageError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py')
@@ -94,23 +95,85 @@ def test_warmup_changes_only_the_backbone_then_finetune_changes_all(shapes, tmp_
     after = torch.load(final)['state_dict']
     assert not torch.equal(after['roi_head.bbox_head.fc_cls.weight'],
                            warm['roi_head.bbox_head.fc_cls.weight'])
-    # A finished schedule is skipped: same checkpoint, no new training.
+    # The same schedule finished is reused: same checkpoint, no new training.
     mtime = os.path.getmtime(final)
-    assert run_two_stage([backbone_warmup_cfg(cfg), cfg], str(tmp_path / 'two')) == final
+    assert run_two_stage([backbone_warmup_cfg(cfg), cfg],
+                         str(tmp_path / 'two'),
+                         stage1_load_from=start) == final
     assert os.path.getmtime(final) == mtime
+    # A longer fine-tune is another stage: never answered with the old checkpoint.
+    longer = tiny_cfg(shapes, tmp_path, iters=3)
+    with pytest.raises(StaleStageError, match=r'train_cfg.max_iters: 2 then, 3 now'):
+        run_two_stage([backbone_warmup_cfg(cfg), longer],
+                      str(tmp_path / 'two'),
+                      stage1_load_from=start)
+    # Another starting checkpoint makes the warm-up another stage too.
+    with pytest.raises(StaleStageError, match='load_from'):
+        run_two_stage([backbone_warmup_cfg(cfg), cfg],
+                      str(tmp_path / 'two'),
+                      stage1_load_from=final)
 
 
-def test_interrupted_stage_resumes_from_its_last_checkpoint(shapes, tmp_path):
+def test_warmup_without_trained_heads_raises_before_building_anything(tmp_path):
+    cfg = Config.fromfile(DEMO)
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'never_read')
+    with pytest.raises(ValueError, match='--stage1-load-from'):
+        run_two_stage([backbone_warmup_cfg(cfg), cfg], str(tmp_path / 'two'))
+    assert not (tmp_path / 'two').exists()
+
+
+def interrupt(work: str, at_iter: int) -> None:
+    """Make ``work`` look like a stage killed after ``at_iter`` iterations."""
+    os.remove(osp.join(work, 'stage_done.json'))
+    for name in os.listdir(work):
+        if name.startswith('iter_') and int(name[5:-4]) > at_iter:
+            os.remove(osp.join(work, name))
+    with open(osp.join(work, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work, f'iter_{at_iter}.pth'))
+
+
+def test_interrupted_stage_resumes_only_under_the_same_record(shapes, tmp_path):
+    cfg = tiny_cfg(shapes, tmp_path, iters=2)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 2  # keep iter_1.pth to resume from
+    work = str(tmp_path / 'stage')
+    run_stage(cfg, work)
+    interrupt(work, at_iter=1)
+    final = run_stage(cfg, work)
+    ckpt = torch.load(final)
+    assert ckpt['meta']['iter'] == 2 and final.endswith('iter_2.pth')
+    with open(osp.join(work, 'stage_done.json')) as f:
+        assert json.load(f)['checkpoint'] == final
+    # Interrupted, then asked for with another config: not resumed.
+    interrupt(work, at_iter=1)
+    changed = cfg.copy()
+    changed.optim_wrapper = dict(cfg.optim_wrapper, optimizer=dict(cfg.optim_wrapper.optimizer,
+                                                                   lr=0.5))
+    with pytest.raises(StaleStageError, match=r'optim_wrapper.optimizer.lr: .* then, 0.5 now'):
+        run_stage(changed, work)
+    # --retrain-stale moves the old stage aside (its checkpoints kept) and trains anew.
+    final = run_stage(changed, work, retrain_stale=True)
+    assert torch.load(final)['meta']['iter'] == 2
+    aside = [p for p in os.listdir(tmp_path) if p.startswith('stage.stale-')]
+    assert len(aside) == 1 and osp.isfile(tmp_path / aside[0] / 'iter_1.pth')
+
+
+def test_a_stage_without_a_record_is_not_reused(shapes, tmp_path):
     cfg = tiny_cfg(shapes, tmp_path, iters=2)
     work = str(tmp_path / 'stage')
     run_stage(cfg, work)
-    os.remove(osp.join(work, 'stage_done.json'))  # as if killed before finishing
-    longer = tiny_cfg(shapes, tmp_path, iters=3)
-    final = run_stage(longer, work)
-    ckpt = torch.load(final)
-    assert ckpt['meta']['iter'] == 3 and final.endswith('iter_3.pth')
-    with open(osp.join(work, 'stage_done.json')) as f:
-        assert json.load(f)['checkpoint'] == final
+    os.remove(osp.join(work, 'stage_record.json'))  # as written by an older mmdas
+    with pytest.raises(StaleStageError, match='no stage record'):
+        run_stage(cfg, work)
+
+
+def test_presentation_is_not_part_of_a_stage(shapes, tmp_path):
+    from mmdas.engine import quiet_cfg
+    from mmdas.engine.two_stage import stage_record
+    cfg = tiny_cfg(shapes, tmp_path)
+    quiet = quiet_cfg(cfg, '[3/7] a title that depends on the number of seeds')
+    quiet.work_dir = str(tmp_path / 'elsewhere')
+    assert stage_record(quiet, 'a.pth') == stage_record(cfg, 'a.pth')
+    assert stage_record(cfg, 'a.pth') != stage_record(cfg, 'b.pth')
 
 
 def test_coco_bbox_ap_is_evaluated_with_pycocotools(shapes, tmp_path, capsys):

@@ -225,6 +225,8 @@ def test_frozen_stages_and_norm_eval_as_the_host(scope, cfg):
         for name, module in das.named_modules():
             if id(module) not in gate_modules:
                 assert module.training == host_modes[name], name
+            else:  # fresh gates learn, norm_eval or not
+                assert module.training, name
 
 
 SWEEP_BACKBONES = [
@@ -253,6 +255,7 @@ def test_size_sweep_forward_and_backward(scope, cfg, batch):
     variant runs exactly where the host runs, and its gates get gradients."""
     torch.manual_seed(0)
     host, das = build(scope, cfg, das=False), build(scope, cfg, das=True)
+    host_ran = []
     for size in SIZES:
         x = torch.randn(batch, 3, size, size)
         for mode in ('train', 'eval'):
@@ -260,9 +263,13 @@ def test_size_sweep_forward_and_backward(scope, cfg, batch):
             host_result = run(host, x, mode, backward=mode == 'train')
             das_result = run(das, x, mode, backward=mode == 'train')
             assert das_result == host_result, f'{size} px, {mode}: host {host_result}'
+            if isinstance(host_result, list):
+                host_ran.append((size, mode))
             if mode == 'train' and isinstance(das_result, list):
                 for gate in das.das_gates():
                     assert gate.deform_conv.weight.grad is not None, f'{size} px'
+    # equal failures everywhere would prove nothing: the host runs at 64 and 96 px at least
+    assert {(s, m) for s in (64, 96) for m in ('train', 'eval')} <= set(host_ran)
 
 
 @pytest.mark.parametrize('batch', [1, 2])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmdas.analysis import antilog_scale, sfd_score
+from mmdas.analysis import UndefinedScore, antilog_scale, sfd_score
 
 R4 = np.array([[True, True, False, False]])  # a 1 x 4 image, the object on the left half
 
@@ -58,8 +58,10 @@ def test_a_known_split_by_hand():
     (np.ones((1, 2)), np.array([[1, 0]]), TypeError, 'region must be a boolean mask'),
 ])
 def test_bad_input_raises_a_named_error(cam, region, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as raised:
         sfd_score(cam, region)
+    # only an all-zero CAM is "undefined" (tools count it apart); the rest is bad input
+    assert isinstance(raised.value, UndefinedScore) == (match == 'all zero')
 
 
 def test_bad_parameters_are_named():

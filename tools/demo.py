@@ -8,9 +8,11 @@
 5. draws a few val images: ground truth, DAS detections, vanilla detections.
 
 The console shows one progress bar per stage; mmengine's full logs stay in each stage's work
-dir (``--verbose`` prints them instead). Every stage skips when done and resumes when
-interrupted, so re-running is cheap. ``--seeds 0 1 2`` repeats it all per seed and reports the
-mean and spread (``make demo-seeds``).
+dir (``--verbose`` prints them instead). Each schedule trains in its own work dir
+(``work_dirs/demo/iters-<base>-<warm-up>-<fine-tune>`` by default); a stage that finished
+under the same config is reused and one that was interrupted resumes, anything else stops
+with the difference named (``--retrain-stale`` trains it again). ``--seeds 0 1 2`` repeats
+it all per seed and reports the mean and spread (``make demo-seeds``).
 """
 import argparse
 import contextlib
@@ -108,7 +110,8 @@ def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[str, dict]:
     with stages.console(osp.join(work_dir, 'base_vanilla')):
         base = run_stage(
             stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN'),
-            osp.join(work_dir, 'base_vanilla'))
+            osp.join(work_dir, 'base_vanilla'),
+            retrain_stale=args.retrain_stale)
     results, finals = {}, {}
     for name, path in CONFIGS.items():
         warmup = backbone_warmup_cfg(
@@ -119,7 +122,8 @@ def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[str, dict]:
                 stages.cfg(warmup, f'seed {seed}: {name} backbone warm-up'),
                 stages.cfg(finetune, f'seed {seed}: {name} fine-tune')
             ]
-            finals[name] = run_two_stage(schedule, osp.join(work_dir, name), base)
+            finals[name] = run_two_stage(schedule, osp.join(work_dir, name), base,
+                                         args.retrain_stale)
             test = stages.cfg(
                 shapes_demo_cfg(path, args.data_root, seed), f'seed {seed}: {name} COCO evaluation')
             results[name] = evaluate(test, finals[name], osp.join(work_dir, name, 'test'))
@@ -150,7 +154,8 @@ def report(runs: Dict[int, dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument(
+        '--work-dir', help='default: work_dirs/demo/iters-<base>-<warm-up>-<fine-tune>')
     parser.add_argument('--data-root', default='data/shapes')
     # 200 + 2 x (40 + 150) iterations: about 8.5 min on 2 cores (300/60/200 took 12.5 min)
     parser.add_argument('--base-iters', type=int, default=200)
@@ -159,7 +164,16 @@ def main() -> int:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--pictures', type=int, default=4, help='val images drawn')
     parser.add_argument('--verbose', action='store_true', help="print mmengine's full logs")
+    parser.add_argument(
+        '--retrain-stale',
+        action='store_true',
+        help='a stage in the work dir trained under another config is moved aside and trained '
+        'again, instead of stopping the demo')
     args = parser.parse_args()
+    if args.work_dir is None:
+        args.work_dir = osp.join(
+            'work_dirs', 'demo',
+            f'iters-{args.base_iters}-{args.warmup_iters}-{args.finetune_iters}')
     start = time.time()
     if not osp.isfile(osp.join(args.data_root, 'annotations', 'instances_val.json')):
         print(f'writing the synthetic COCO-format shapes set to {args.data_root}')

@@ -5,7 +5,9 @@ Writes the images once (mmpretrain folder layout, 4 classes, object masks beside
 and tests both models, prints top-1 against chance (25 %), and draws where both look for a few
 val images (gate maps and Grad-CAM, tools/analysis/visualize_attention.py). One progress bar
 per stage; mmengine's full logs stay in the work dirs (``--verbose`` prints them). ``--seeds
-0 1 2`` trains once per seed and reports the mean and spread (``make demo-seeds``).
+0 1 2`` trains once per seed and reports the mean and spread (``make demo-seeds``). A model
+that finished training under the same config is reused; one trained under another config stops
+the demo with the difference named (see :func:`mmdas.engine.run_stage`).
 """
 import argparse
 import contextlib
@@ -21,7 +23,7 @@ from mmengine.runner import find_latest_checkpoint
 
 import mmdas  # noqa: F401
 from mmdas.datasets import SHAPE_CLASSES, make_shapes_folder
-from mmdas.engine import build_runner, quiet_cfg, quiet_console
+from mmdas.engine import build_runner, quiet_cfg, quiet_console, run_stage
 
 CONFIGS = dict(
     das='configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py',
@@ -41,9 +43,9 @@ def train_and_test(config: str, data_root: str, work_dir: str, seed: int, title:
     quiet = contextlib.nullcontext() if verbose else quiet_console(
         osp.join(work_dir, 'console.log'))
     with quiet:
-        runner = build_runner(cfg if verbose else quiet_cfg(cfg, title))
-        runner.train()
-        return runner.test()['accuracy/top1']
+        checkpoint = run_stage(cfg if verbose else quiet_cfg(cfg, title), work_dir)
+        cfg.load_from = checkpoint
+        return build_runner(cfg if verbose else quiet_cfg(cfg, title)).test()['accuracy/top1']
 
 
 def main() -> int:

@@ -3,9 +3,13 @@
     python tools/train_two_stage.py WARMUP_CONFIG FINETUNE_CONFIG --work-dir DIR
         [--stage1-load-from CKPT] [--cfg-options k=v ...]
 
-Stage 1 trains in DIR/stage1_backbone_warmup (from CKPT, e.g. a trained vanilla Faster R-CNN,
-if given), stage 2 in DIR/stage2_finetune from stage 1's final weights. Re-running skips a
-finished stage and resumes an interrupted one from its last checkpoint.
+Stage 1 trains the backbone in DIR/stage1_backbone_warmup against frozen heads, so it starts
+from a trained detector: CKPT (a trained vanilla Faster R-CNN of the same config family) or the
+warm-up config's load_from; without either it stops before building anything. Stage 2 trains
+the whole detector in DIR/stage2_finetune from stage 1's final weights. Each stage records its
+resolved config and starting checkpoint: a rerun reuses a finished stage and resumes an
+interrupted one only when they match; otherwise it stops and names what differs (use a new
+--work-dir, or --retrain-stale to move the old stage aside and train it again).
 """
 import argparse
 
@@ -23,8 +27,13 @@ def main() -> None:
     parser.add_argument('--work-dir', required=True)
     parser.add_argument(
         '--stage1-load-from',
-        help='checkpoint stage 1 starts from '
-        '(a trained vanilla detector); default: the config\'s load_from')
+        help='checkpoint stage 1 starts from (a trained vanilla detector of the same config '
+        "family); default: the warm-up config's load_from")
+    parser.add_argument(
+        '--retrain-stale',
+        action='store_true',
+        help='a stage in the work dir trained under another config or start is moved aside '
+        '(DIR.stale-<time>) and trained again, instead of stopping the run')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -36,7 +45,7 @@ def main() -> None:
         cfg.launcher = 'none'
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
-    final = run_two_stage(cfgs, args.work_dir, args.stage1_load_from)
+    final = run_two_stage(cfgs, args.work_dir, args.stage1_load_from, args.retrain_stale)
     print(f'final checkpoint: {final}')
 
 

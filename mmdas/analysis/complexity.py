@@ -28,18 +28,28 @@ from mmengine.analysis.jit_handles import get_shape
 from mmdas.models import DASGate
 from mmdas.ops import ModulatedDeformConv2dPack
 
-MMCV_DCN_OPS = ('prim::PythonOp.ModulatedDeformConv2dFunction',
-                'prim::PythonOp.DeformConv2dFunction')
+#: mmcv's deformable-conv functions and where each takes its weight.
+MMCV_DCN_OPS = {
+    'prim::PythonOp.ModulatedDeformConv2dFunction': 3,
+    'prim::PythonOp.DeformConv2dFunction': 2
+}
 TORCH_DCN_OP = 'prim::PythonOp.SampledConvFunction'
 
 
-def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
-    """MACs of mmcv's (modulated) deformable conv: dense-conv MACs + 4 per sampled value."""
-    c_in = get_shape(inputs[0])[1]
-    c_out, c_in_per_group, kh, kw = get_shape(inputs[3] if len(inputs) > 4 else inputs[2])
-    n, _, h_out, w_out = get_shape(outputs[0])
-    positions = n * kh * kw * h_out * w_out
-    return positions * (c_out * c_in_per_group + 4 * c_in)
+def deform_conv_flop_jit(weight_index: int):
+    """A handle for one of mmcv's deformable-conv functions that counts dense-conv MACs + 4 per
+    sampled value. The function's own signature fixes where the weight is (``(input, offset,
+    mask, weight[, bias])`` for the modulated one, ``(input, offset, weight)`` for the plain
+    one): an optional bias only ever comes after it."""
+
+    def handle(inputs: List[Any], outputs: List[Any]) -> int:
+        c_in = get_shape(inputs[0])[1]
+        c_out, c_in_per_group, kh, kw = get_shape(inputs[weight_index])
+        n, _, h_out, w_out = get_shape(outputs[0])
+        positions = n * kh * kw * h_out * w_out
+        return positions * (c_out * c_in_per_group + 4 * c_in)
+
+    return handle
 
 
 def sampled_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
@@ -99,8 +109,8 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
     """Count ``model(inputs)``; DAS gates and deformable convs are also counted on their own."""
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, inputs)
-        for op in MMCV_DCN_OPS:
-            analyzer.set_op_handle(op, deform_conv_flop_jit)
+        for op, weight_index in MMCV_DCN_OPS.items():
+            analyzer.set_op_handle(op, deform_conv_flop_jit(weight_index))
         analyzer.set_op_handle(TORCH_DCN_OP, sampled_conv_flop_jit)
         for op in REDUCTION_OPS:
             analyzer.set_op_handle(op, reduction_flop_jit)

@@ -17,6 +17,14 @@ outside ``R`` below the threshold is not counted against the score.
 import numpy as np
 
 DEFAULT_BASE = 10.0
+
+
+class UndefinedScore(ValueError):
+    """The sfd score does not exist for this CAM: it has no mass on ``R`` or any salient pixel
+    (an all-zero Grad-CAM). Tools count such images apart; every other ``ValueError`` is bad
+    input."""
+
+
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -42,7 +50,8 @@ def sfd_score(cam: np.ndarray,
     Raises:
         ValueError: shapes differ, ``R`` is empty, the CAM holds NaN, infinities or values
             outside [0, 1], ``threshold`` is outside [0, 1], or the CAM has no mass in ``B``
-            (an all-zero CAM): the score is undefined there, and no number is made up.
+            (an all-zero CAM: :class:`UndefinedScore`, a ``ValueError``): the score is undefined
+            there, and no number is made up.
         TypeError: ``region`` is not boolean.
     """
     cam, region = np.asarray(cam), np.asarray(region)
@@ -63,6 +72,6 @@ def sfd_score(cam: np.ndarray,
     in_b = region | (scaled >= threshold)
     mass_b = scaled[in_b].sum()
     if mass_b == 0:
-        raise ValueError('the CAM has no mass on the region or any salient pixel (all zero): '
-                         'the sfd score is undefined')
+        raise UndefinedScore('the CAM has no mass on the region or any salient pixel (all '
+                             'zero): the sfd score is undefined')
     return float(scaled[region].sum() / mass_b)

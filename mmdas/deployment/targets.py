@@ -1,7 +1,7 @@
 """What gets exported from an OpenMMLab config: a classifier whole, a detector's backbone and
 neck (the two-stage heads need mmdeploy's rewriters, see README "Deployment")."""
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from torch import Tensor
 
+from mmdas.models.backbones.pretrained import is_pretrained_cfg
 from mmdas.utils import load_model_checkpoint, runner_model_cfg
 
 SUPPORTED_SCOPES = ('mmpretrain', 'mmdet')
@@ -41,11 +42,34 @@ class DetectorFeatures(nn.Module):
 
 @dataclass
 class ExportTarget:
-    """A module ready for export, its outputs' names and how to prepare its input."""
+    """A module ready for export, its outputs' names and how to prepare its input.
+
+    ``weights`` says where the weights come from: the checkpoint, or (without one) the config's
+    ``init_weights`` with its ``Pretrained`` entries skipped (listed in ``skipped_pretrained``
+    as ``'<where>: <checkpoint>'``; nothing is downloaded)."""
     module: nn.Module
     output_names: List[str]
     default_shape: Tuple[int, int]
     preprocessing: Dict[str, str] = field(default_factory=dict)
+    weights: str = ''
+    skipped_pretrained: List[str] = field(default_factory=list)
+
+
+def _drop_pretrained(cfg: Any, where: str = 'model') -> List[str]:
+    """Set every ``init_cfg=dict(type='Pretrained', ...)`` under ``cfg`` to None, in place;
+    return ``'<where>: <checkpoint>'`` for each."""
+    dropped: List[str] = []
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'init_cfg' and is_pretrained_cfg(value):
+                dropped.append(f"{where}: {value.get('checkpoint')}")
+                cfg[key] = None
+            else:
+                dropped += _drop_pretrained(value, f'{where}.{key}')
+    elif isinstance(cfg, (list, tuple)):
+        for i, value in enumerate(cfg):
+            dropped += _drop_pretrained(value, f'{where}.{i}')
+    return dropped
 
 
 def _preprocessing(cfg: Config) -> Dict[str, str]:
@@ -68,17 +92,19 @@ def build_export_target(cfg: Config, checkpoint: Optional[str] = None) -> Export
                          'mmdas.deployment.export_onnx')
     init_default_scope(scope)
     model_cfg = runner_model_cfg(cfg)
-    if checkpoint is not None or model_cfg.get('backbone', {}).get('init_cfg'):
-        model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # no download here
+    skipped = _drop_pretrained(model_cfg)  # never downloaded here
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
         load_model_checkpoint(model, checkpoint)
+        weights, skipped = f'the checkpoint {checkpoint}', []
+    else:
+        model.init_weights()
+        weights = "the config's init_weights (no checkpoint)"
     model.eval()
     if scope == 'mmpretrain':
-        return ExportTarget(
-            ClassifierScores(model).eval(), ['scores'], (224, 224), _preprocessing(cfg))
-    target = DetectorFeatures(model).eval()
-    with torch.no_grad():
-        count = len(target(torch.zeros(1, 3, 64, 64)))
-    return ExportTarget(target, [f'feat{i}' for i in range(count)], (800, 1344),
-                        _preprocessing(cfg))
+        module, names, shape = ClassifierScores(model).eval(), ['scores'], (224, 224)
+    else:
+        module, shape = DetectorFeatures(model).eval(), (800, 1344)
+        with torch.no_grad():
+            names = [f'feat{i}' for i in range(len(module(torch.zeros(1, 3, 64, 64))))]
+    return ExportTarget(module, names, shape, _preprocessing(cfg), weights, skipped)

@@ -1,20 +1,35 @@
 """The two-stage DAS detection schedule: backbone warm-up, then full fine-tune.
 
-Each stage is an ordinary mmengine training run in its own work dir. A stage that finished
-(``stage_done.json`` written after ``runner.train()`` returned) is skipped; a stage that was
-interrupted resumes from its last checkpoint with optimizer, scheduler and iteration state;
-stage 2 starts from stage 1's final weights.
+Each stage is an ordinary mmengine training run in its own work dir. Beside its checkpoints a
+stage records what defines it (``stage_record.json``: its resolved config and the checkpoint it
+starts from; ``config.py``, the config as dumped, for people). A rerun reuses a finished stage
+and resumes an interrupted one (optimizer, scheduler and iteration state) only under the same
+record; a stage whose record differs, or that has none, stops the run with an error naming what
+differs, unless ``retrain_stale`` moves it aside and trains it again. Stage 2 starts from stage
+1's final weights; stage 1 must start from a trained detector (the paper's warm-up trains the
+backbone against trained heads).
 """
 import copy
 import json
+import os
 import os.path as osp
-from typing import Optional, Sequence
+import time
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 DONE_FILE = 'stage_done.json'
+RECORD_FILE = 'stage_record.json'
+#: Settings that do not change what a stage trains: where it writes and how it resumes.
+UNRECORDED_KEYS = ('work_dir', 'resume', 'load_from', 'launcher')
+#: How a stage shows its progress (:func:`mmdas.engine.quiet_cfg`), not what it trains.
+PRESENTATION = dict(runner_type='QuietRunner', hook_type='ProgressBarHook')
+
+
+class StaleStageError(RuntimeError):
+    """A work dir holds a stage trained (or started) under another record."""
 
 
 def build_runner(cfg: Config) -> Runner:
@@ -40,38 +55,137 @@ def backbone_warmup_cfg(cfg: Config, **train_cfg) -> Config:
     return cfg
 
 
-def run_stage(cfg: Config, work_dir: str, load_from: Optional[str] = None) -> str:
-    """Train ``cfg`` in ``work_dir`` unless already done; return its final checkpoint."""
-    done = osp.join(work_dir, DONE_FILE)
-    if osp.isfile(done):
-        with open(done) as f:
-            checkpoint = json.load(f)['checkpoint']
-        print(f'[two-stage] {work_dir}: finished earlier, using {checkpoint}')
-        return checkpoint
+def _flatten(value: Any, prefix: str = '') -> Dict[str, str]:
+    """``{'a.b.0.c': repr(leaf)}`` for nested dicts and lists."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return {prefix: repr(value)}
+    flat = {}
+    for key, item in items:
+        flat.update(_flatten(item, f'{prefix}.{key}' if prefix else str(key)))
+    return flat if flat else {prefix: repr(value)}
+
+
+def stage_record(cfg: Config, load_from: Optional[str]) -> Dict[str, Any]:
+    """What defines a stage: every setting of its resolved config (flattened to ``path:
+    repr(value)``; where it writes, how it resumes and how it shows progress left out) and the
+    checkpoint it starts from."""
+    settings = copy.deepcopy(cfg).to_dict()
+    for key in UNRECORDED_KEYS:
+        settings.pop(key, None)
+    if settings.get('runner_type') == PRESENTATION['runner_type']:
+        settings.pop('runner_type')
+    hooks = [
+        hook for hook in settings.get('custom_hooks') or []
+        if not (isinstance(hook, dict) and hook.get('type') == PRESENTATION['hook_type'])
+    ]
+    settings['custom_hooks'] = hooks
+    return dict(load_from=load_from, config=_flatten(settings))
+
+
+def record_differences(old: Dict[str, Any], new: Dict[str, Any], most: int = 8) -> List[str]:
+    """Lines naming what differs between two stage records (at most ``most`` settings)."""
+    lines = []
+    if old.get('load_from') != new.get('load_from'):
+        lines.append(f"load_from: {old.get('load_from')!r} then, {new.get('load_from')!r} now")
+    before, now = old.get('config', {}), new.get('config', {})
+    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    for key in keys[:most]:
+        lines.append(f"{key}: {before.get(key, '(unset)')} then, {now.get(key, '(unset)')} now")
+    if len(keys) > most:
+        lines.append(f'... and {len(keys) - most} more settings')
+    return lines
+
+
+def _read_json(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _check_same_stage(work_dir: str, record: Dict[str, Any], retrain_stale: bool) -> None:
+    """Raise :class:`StaleStageError` (or, with ``retrain_stale``, move the stage aside) when
+    ``work_dir`` holds a stage that is not the one ``record`` describes."""
+    old = _read_json(osp.join(work_dir, RECORD_FILE))
+    started = old is not None or osp.isfile(osp.join(
+        work_dir, DONE_FILE)) or (osp.isdir(work_dir)
+                                  and find_latest_checkpoint(work_dir) is not None)
+    if not started or old == record:
+        return
+    why = ['it has no stage record (trained by an older mmdas or by hand)'] if old is None else \
+        record_differences(old, record)
+    if retrain_stale:
+        aside = f"{work_dir.rstrip('/')}.stale-{time.strftime('%Y%m%d_%H%M%S')}"
+        os.rename(work_dir, aside)
+        print(f'[two-stage] {work_dir}: another stage was there, moved to {aside}')
+        return
+    raise StaleStageError(
+        f'{work_dir} holds a stage that is not the one asked for, so it is neither reused nor '
+        'resumed:\n  ' + '\n  '.join(why or ['(records differ)']) +
+        '\nTrain into a new work dir (--work-dir), or retrain the stage with --retrain-stale '
+        '(the old one is moved aside, not deleted).')
+
+
+def run_stage(cfg: Config,
+              work_dir: str,
+              load_from: Optional[str] = None,
+              retrain_stale: bool = False) -> str:
+    """Train ``cfg`` in ``work_dir`` unless the same stage finished there; return its final
+    checkpoint. The same stage interrupted resumes; another stage raises
+    :class:`StaleStageError` (or is moved aside with ``retrain_stale``)."""
+    start_from = load_from or cfg.get('load_from')
+    record = stage_record(cfg, start_from)
+    _check_same_stage(work_dir, record, retrain_stale)
+    done = _read_json(osp.join(work_dir, DONE_FILE))
+    if done is not None:
+        print(
+            f"[two-stage] {work_dir}: the same stage finished earlier, using {done['checkpoint']}")
+        return done['checkpoint']
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
     interrupted = find_latest_checkpoint(work_dir) if osp.isdir(work_dir) else None
     cfg.resume = interrupted is not None
-    cfg.load_from = None if interrupted else (load_from or cfg.get('load_from'))
+    cfg.load_from = None if interrupted else start_from
     if interrupted:
-        print(f'[two-stage] {work_dir}: resuming from {interrupted}')
+        print(f'[two-stage] {work_dir}: resuming the same stage from {interrupted}')
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, RECORD_FILE), 'w') as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    cfg.dump(osp.join(work_dir, 'config.py'))
     build_runner(cfg).train()
     checkpoint = find_latest_checkpoint(work_dir)
     if checkpoint is None:
         raise RuntimeError(f'{work_dir}: training ended without a checkpoint; keep '
                            "default_hooks.checkpoint (with save_last=True) in the config")
-    with open(done, 'w') as f:
+    with open(osp.join(work_dir, DONE_FILE), 'w') as f:
         json.dump(dict(checkpoint=checkpoint), f)
     return checkpoint
 
 
 def run_two_stage(stage_cfgs: Sequence[Config],
                   work_dir: str,
-                  stage1_load_from: Optional[str] = None) -> str:
-    """Run stage 1 (warm-up) then stage 2 (fine-tune from stage 1); return the final checkpoint."""
+                  stage1_load_from: Optional[str] = None,
+                  retrain_stale: bool = False) -> str:
+    """Run stage 1 (warm-up) then stage 2 (fine-tune from stage 1); return the final checkpoint.
+
+    Stage 1 trains the backbone against frozen heads, so it must start from a trained detector
+    (``stage1_load_from``, or the warm-up config's ``load_from``); without one it raises before
+    anything is built.
+    """
     if len(stage_cfgs) != 2:
         raise ValueError(
             f'stage_cfgs must hold 2 configs (warm-up, fine-tune), got {len(stage_cfgs)}')
     warmup, finetune = stage_cfgs
-    stage1 = run_stage(warmup, osp.join(work_dir, 'stage1_backbone_warmup'), stage1_load_from)
-    return run_stage(finetune, osp.join(work_dir, 'stage2_finetune'), stage1)
+    if not (stage1_load_from or warmup.get('load_from')):
+        raise ValueError(
+            'the backbone warm-up (stage 1) needs trained heads: its neck, RPN and RoI head are '
+            'frozen at lr 0, so from random heads its gradients mean nothing. Pass '
+            '--stage1-load-from CKPT (stage1_load_from=...), a trained vanilla detector of the '
+            'same config family, or set load_from in the warm-up config.')
+    stage1 = run_stage(warmup, osp.join(work_dir, 'stage1_backbone_warmup'), stage1_load_from,
+                       retrain_stale)
+    return run_stage(finetune, osp.join(work_dir, 'stage2_finetune'), stage1, retrain_stale)

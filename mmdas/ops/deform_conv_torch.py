@@ -29,6 +29,16 @@ pattern against the table (``torch.sparse.sampled_addmm``) for the corner weight
 autograd reaches the offsets and the mask. The mask is folded into the corner weights, so it
 costs no pass over the sampled values.
 
+Convention at the border: mmcv's
+-------------------------------
+mmcv's kernels (CPU and CUDA share ``dmcn_im2col_bilinear`` and ``dmcn_get_coordinate_weight``)
+sample a point only when both its coordinates lie strictly inside ``(-1, size)``; elsewhere the
+point's value and every gradient through it are zero. torchvision's ``deform_conv2d`` reads the
+same values but differentiates a point that sits exactly at ``-1`` (offset gradient
+``v(0) - v(-1)``). The two differ only in that offset gradient, and exactly where a freshly
+initialised DAS gate samples: zero offsets and padding 1 put every border tap at ``-1``. We
+follow mmcv, the kernel a GPU user trains with, so that a model takes the same steps on CPU.
+
 Memory: the taps image has ``N * C_in * kh * kw * H_out * W_out`` values and is never kept. It is
 built in chunks of at most ``max_elements`` values (whole images, or runs of output rows of one
 image) through one reused buffer, and sampled again in backward; autograd keeps the padded input
@@ -176,11 +186,15 @@ def bilinear_corners(offset: Tensor, mask: Tensor, geometry: ConvGeometry) -> Tu
         torch.broadcast_tensors(base_y.view(out_h, kh, 1, 1), base_x.view(1, 1, out_w, kw)))
     yx = (off + base.view(2, 1, out_h, kh, out_w, kw, 1)).reshape(2, -1)
 
-    top_left = torch.floor(yx.detach())
-    # A top-left corner in [0, h] x [0, w] of the padded map keeps a corner inside the map; the
+    # mmcv's rule: a point samples (and passes a gradient to its offset) only if it lies
+    # strictly inside (-1, size) on both axes, i.e. in (0, size + 1) of the padded map (see
+    # the module notes). Its top-left corner is then in [0, h] x [0, w] of the padded map; the
     # others (and NaN positions) are clamped to a valid row and get weight 0.
-    clamped = torch.minimum(top_left.clamp(min=0), top_left.new_tensor([[h], [w]]))
-    inside = (clamped == top_left).all(0)
+    position = yx.detach()
+    top_left = torch.floor(position)
+    limits = position.new_tensor([[h + 1], [w + 1]])
+    inside = ((position > 0) & (position < limits)).all(0)
+    clamped = torch.minimum(top_left.clamp(min=0), limits - 1)
     frac = yx - top_left
     near = 1 - frac
     masked = msk * inside
@@ -319,7 +333,9 @@ class SampledConvFunction(torch.autograd.Function):
                 geometry,
                 buffer,
                 values=need_weight and kept_taps is None)
-            taps = kept_taps if taps is None else taps
+            if taps is None:  # no weight gradient: the conv's input gradient needs its shape only
+                taps = kept_taps if kept_taps is not None else table.new_empty(1).expand(
+                    _taps_shape(chunk, geometry))
             chunk_grad_out = grad_out[chunk.out_index()]
             by_product = need_weight and _weight_grad_by_product(chunk, geometry)
             grad_taps, chunk_grad_weight, _ = torch.ops.aten.convolution_backward(
@@ -374,6 +390,13 @@ def _weight_grad_as_product(grad_out: Tensor, taps: Tensor, geometry: ConvGeomet
     return weight.permute(0, 3, 1, 2)  # a channels-last (C_out, C_in / groups, kh, kw) tensor
 
 
+def _taps_shape(chunk: Chunk, geometry: ConvGeometry) -> Tuple[int, int, int, int]:
+    """``(images, C_in, kh * rows, kw * out_w)``: the shape of a chunk's taps image."""
+    (kh, kw), out_w = geometry.kernel, geometry.out_hw[1]
+    images = chunk.stop_image - chunk.first_image
+    return images, geometry.in_channels, kh * (chunk.stop_row - chunk.first_row), kw * out_w
+
+
 def _sample_taps(table: Tensor,
                  corner_rows: Tensor,
                  corner_weights: Tensor,
@@ -391,11 +414,8 @@ def _sample_taps(table: Tensor,
     sampled = buffer[:count * geometry.group_channels].view(count, geometry.group_channels)
     # In place with beta=0: ``sparse @ dense`` would zero-fill a new tensor and copy it.
     sampled.addmm_(sampling, table, beta=0)
-    kh, kw = geometry.kernel
-    images = chunk.stop_image - chunk.first_image
-    rows = chunk.stop_row - chunk.first_row
-    taps = sampled.view(images, kh * rows, kw * geometry.out_hw[1], geometry.in_channels)
-    return taps.permute(0, 3, 1, 2), sampling
+    images, channels, height, width = _taps_shape(chunk, geometry)
+    return sampled.view(images, height, width, channels).permute(0, 3, 1, 2), sampling
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:
@@ -410,7 +430,8 @@ def _check_arguments(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
     c_in, groups, deform_groups = g.in_channels, g.groups, g.deform_groups
     if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f'x must be float32 or float64 for the pure-PyTorch deformable conv, '
-                        f"got {x.dtype}; for half precision on CUDA use deform_impl='mmcv'")
+                        f'got {x.dtype}; mmdas.ops.modulated_deform_conv2d (what the layers '
+                        'call) computes half-precision inputs and autocast in float32')
     if c_in != weight.shape[1] * groups:
         raise ValueError(f'x has {c_in} channels but weight expects in_channels = '
                          f'{weight.shape[1]} * groups({groups}) = {weight.shape[1] * groups}')

@@ -16,7 +16,9 @@ def checkpoint_state_dict(path: str) -> Dict[str, Tensor]:
     """The state dict of an mmengine checkpoint (or of a plain one), ``module.`` removed."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path!r} does not exist')
-    ckpt = torch.load(path, map_location='cpu')
+    # weights_only: a user's file is data, never code (mmengine's types are allow-listed by
+    # mmdas.utils.checkpoint).
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     if not isinstance(state, dict):
         raise TypeError(f'checkpoint {path!r} holds no state dict (got {type(state).__name__})')

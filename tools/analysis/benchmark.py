@@ -1,8 +1,9 @@
 """Latency and memory of the DAS deformable conv, DAS backbones, a Faster R-CNN training step
 and the ONNX Runtime deployment, each comparison measured within one run.
 
-The variants alternate round by round after warm-up; medians and ratios are reported (machines
-are noisy and differ: compare ratios from one run).
+Each variant is warmed until its time settles (mmdas.analysis.timing), then the variants
+alternate round by round; medians and ratios are reported (machines are noisy and differ:
+compare ratios from one run).
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--rounds 7] [--quick]
         [--sections op backbone detector growth memory onnx] [--before REV]
@@ -22,15 +23,14 @@ Sections:
             resident size of a fresh process each
   onnx      ONNX Runtime (CPU) latency at 224x224 batch 1 of DAS-R50 and ResNet-50 exported by
             mmdas.deployment, against the same models in PyTorch
-``--before REV`` loads the pure-PyTorch deformable conv of a git revision (default: the last
-landing before this one) into the same run, as the "before" variant of the op, backbone and
-detector sections. Writes OUT/benchmark.md and OUT/gate_scaling.png and prints the table.
+``--before REV`` loads the pure-PyTorch deformable conv of a git revision into the same run,
+as the "before" variant of the op, backbone and detector sections. Writes OUT/benchmark.md
+and OUT/gate_scaling.png and prints the table.
 """
 import argparse
 import importlib.util
 import os
 import os.path as osp
-import statistics
 import subprocess
 import tempfile
 import time
@@ -42,10 +42,10 @@ import torch.nn.functional as F
 
 import mmdas  # noqa: F401
 import mmdas.ops.modulated_deform_conv as dispatch
+from mmdas.analysis.timing import alternate, no_grad_forward
 from mmdas.ops import mmcv_ops_available, modulated_deform_conv2d
 
 GATE_SHAPES = ((51, 256, 56), (102, 512, 28), (205, 1024, 14), (410, 2048, 7))
-DEFAULT_BEFORE = 'aef62b0'  # the landing before the stride-conv deformable conv
 
 
 def ms(seconds: float) -> str:
@@ -54,25 +54,6 @@ def ms(seconds: float) -> str:
 
 def ratio(value: float, reference: float) -> str:
     return f'{value / reference:.2f}x'
-
-
-def sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def alternate(fns: Dict[str, Callable], rounds: int, warmup: int, device: str) -> Dict[str, float]:
-    """Median seconds of each fn, the fns run in turn each round."""
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    for r in range(warmup + rounds):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            if r >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def load_before(rev: str) -> Optional[Callable]:
@@ -142,7 +123,7 @@ def op_section(device: str, rounds: int, before: Optional[Callable]) -> List[tup
                 dcn = partial(modulated_deform_conv2d, padding=1, impl=impl)
                 fns[name] = run_with(timed_pass(dcn, dcn_inputs, mode), path)
             fns['dense conv'] = timed_pass(partial(F.conv2d, padding=1), dense_inputs, mode)
-            med = alternate(fns, rounds, 3, device)
+            med = alternate(fns, rounds, device)
             for name, t in med.items():
                 rows.append((f'op {c_in}->{c_out} {size}x{size} b1', mode, name, ms(t),
                              ratio(t, med['dense conv'])))
@@ -192,26 +173,17 @@ def backbone_section(device: str, rounds: int, sizes, before: Optional[Callable]
     for batch, h, w in sizes:
         x = torch.randn(batch, 3, h, w, device=device)
         fns = {n: run_with(no_grad_forward(m, x), path) for n, (m, path) in models.items()}
-        med = alternate(fns, rounds, 2, device)
+        med = alternate(fns, rounds, device)
         rows += [(f'backbone fwd {h}x{w} b{batch}', 'forward', n, ms(t), ratio(t, med['ResNet-50']))
                  for n, t in med.items()]
         x_cl = x.contiguous(memory_format=torch.channels_last)
         med = alternate({
             n: no_grad_forward(m, x_cl)
             for n, m in channels_last.items()
-        }, rounds, 2, device)
+        }, rounds, device)
         rows += [(f'backbone fwd {h}x{w} b{batch}, both channels-last', 'forward', n, ms(t),
                   ratio(t, med['ResNet-50 (channels-last)'])) for n, t in med.items()]
     return rows
-
-
-def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
-
-    def run():
-        with torch.no_grad():
-            module(x)
-
-    return run
 
 
 DETECTORS = ('Faster R-CNN R50', 'Faster R-CNN DAS-R50')
@@ -268,7 +240,7 @@ def detector_section(device: str, rounds: int, before: Optional[Callable]) -> Li
     steps = _detector_steps(device)
     if before is not None:
         steps['Faster R-CNN DAS-R50 (before)'] = run_with(steps['Faster R-CNN DAS-R50'], before)
-    med = alternate(steps, rounds, 1, device)
+    med = alternate(steps, rounds, device)
     return [('train step 1333x800 b2', 'fwd+bwd+SGD', n, ms(t), ratio(t, med['Faster R-CNN R50']))
             for n, t in med.items()]
 
@@ -286,7 +258,7 @@ def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
     times = {name: [] for name in modules}
     for size in sizes:
         x = torch.randn(1, channels, size, size, device=device)
-        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds, 2, device)
+        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds, device)
         for name in modules:
             times[name].append(med[name])
     pixels = [s * s for s in sizes]
@@ -376,7 +348,7 @@ def onnx_section(rounds: int, out: str) -> List[tuple]:
         feed = {session.get_inputs()[0].name: x.numpy()}
         fns[f'{name} ONNX Runtime'] = lambda s=session, f=feed: s.run(None, f)
         fns[f'{name} PyTorch'] = no_grad_forward(model, x)
-    med = alternate(fns, rounds, 2, 'cpu')
+    med = alternate(fns, rounds, 'cpu')
     return [('onnx 224x224 b1', 'forward', n, ms(t), ratio(t, med['ResNet-50 ONNX Runtime']))
             for n, t in med.items()]
 
@@ -390,9 +362,8 @@ def main() -> None:
     parser.add_argument('--sections', nargs='+', default=sections, choices=sections)
     parser.add_argument(
         '--before',
-        default=DEFAULT_BEFORE,
-        help='git revision whose pure-PyTorch deformable conv is the "before" '
-        "variant ('' for none)")
+        help='git revision whose pure-PyTorch deformable conv is run as the "before" '
+        'variant (default: none)')
     parser.add_argument(
         '--quick', action='store_true', help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')

@@ -35,6 +35,7 @@ from mmengine.logging import MMLogger
 
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
+from mmdas.analysis.timing import alternate, no_grad_forward
 
 VARIANTS: Dict[str, Optional[dict]] = {
     'none': None,
@@ -80,27 +81,6 @@ def gate_module(name: str, channels: int = 256) -> torch.nn.Module:
     return MODELS.build(dict(VARIANTS[name], in_channels=channels)).eval()
 
 
-def alternate(fns: Dict[str, Callable], rounds: int, warmup: int = 2) -> Dict[str, float]:
-    """Median seconds of each function, the functions run in turn each round."""
-    times: Dict[str, List[float]] = {name: [] for name in fns}
-    for r in range(warmup + rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if r >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def no_grad(module, x) -> Callable:
-
-    def run():
-        with torch.no_grad():
-            module(x)
-
-    return run
-
-
 def cost_section(names: List[str]) -> dict:
     out = {}
     for name in names:
@@ -112,7 +92,7 @@ def cost_section(names: List[str]) -> dict:
 def latency_section(names: List[str], rounds: int) -> dict:
     x = torch.randn(1, 3, 224, 224)
     models = {name: backbone(name) for name in ['none'] + [n for n in names if n != 'none']}
-    med = alternate({name: no_grad(m, x) for name, m in models.items()}, rounds)
+    med = alternate({name: no_grad_forward(m, x) for name, m in models.items()}, rounds)
     return {name: dict(ms=t * 1e3, ratio=t / med['none']) for name, t in med.items()}
 
 
@@ -121,7 +101,7 @@ def growth_section(names: List[str], rounds: int, sizes=GROWTH_SIZES) -> dict:
     times = {name: [] for name in modules}
     for size in sizes:
         x = torch.randn(1, 256, size, size)
-        med = alternate({n: no_grad(m, x) for n, m in modules.items()}, rounds)
+        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds)
         for name in modules:
             times[name].append(med[name])
     pixels = np.array([s * s for s in sizes], float)

@@ -31,8 +31,8 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
 
 import mmdas  # noqa: F401
-from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, build_model, explain, prepare_image,
-                            sfd_score, stage_end_layers)
+from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, build_model, explain,
+                            prepare_image, sfd_score, stage_end_layers)
 from mmdas.datasets import shape_mask_path
 
 
@@ -92,7 +92,7 @@ def score_model(cfg: Config, checkpoint: str, items, layers, base: float,
         for layer, cam in exp.cams.items():
             try:
                 scores[layer].append(sfd_score(cam, resized > 0, base, threshold))
-            except ValueError:
+            except UndefinedScore:  # an all-zero CAM; any other error stops the tool
                 undefined[layer] += 1
         bar.update()
     print()

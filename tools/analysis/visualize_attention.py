@@ -25,9 +25,9 @@ from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 import mmdas  # noqa: F401
-from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, build_model, explain, prepare_image,
-                            sfd_score, stage_end_layers)
-from mmdas.datasets import shape_mask_path
+from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, build_model, explain,
+                            prepare_image, sfd_score, stage_end_layers)
+from mmdas.datasets import is_unreadable_image, shape_mask_path
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
@@ -105,8 +105,8 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
             if region is not None:
                 try:
                     title += f'\nsfd {sfd_score(cam, region, base, threshold):.2f}'
-                except ValueError as err:
-                    title += f'\nsfd undefined ({str(err).split(":")[0]})'
+                except UndefinedScore:
+                    title += '\nsfd undefined (all-zero CAM)'
             overlay(axes[r][1 + gates + c], image.rgb, cam, title, exp.box)
     fig.suptitle(osp.basename(path), fontsize=8)
     fig.tight_layout()
@@ -160,7 +160,9 @@ def main() -> int:
             for label, cfg, model, layers in loaded:
                 image = prepare_image(cfg, model, path)
                 rows.append((label, image, explain(model, image, layers)))
-        except Exception as err:  # an unreadable or unusable image: named, the rest go on
+        except (OSError, AssertionError) as err:  # an unreadable image: named, the rest go on
+            if not is_unreadable_image(err):
+                raise
             skipped.append(f'{path}: {type(err).__name__}: {err}')
             bar.update()
             continue
@@ -171,7 +173,7 @@ def main() -> int:
     print(f'\nwrote {len(paths) - len(skipped)} picture(s) to {args.out}')
     for line in skipped:
         print(f'skipped {line}', file=sys.stderr)
-    return 1 if len(skipped) == len(paths) else 0
+    return 1 if skipped else 0
 
 
 if __name__ == '__main__':

@@ -74,8 +74,10 @@ def main() -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     target = build_export_target(cfg, args.checkpoint)
-    if args.checkpoint is None:
-        print('note: no --checkpoint, exporting the config\'s initial weights')
+    print(f'weights: {target.weights}')
+    if target.skipped_pretrained:
+        print('  Pretrained entries skipped (nothing is downloaded; those parts keep their own '
+              'init): ' + ', '.join(target.skipped_pretrained))
     shape = tuple(args.shape or target.default_shape)
     out = args.out or osp.join('work_dirs', 'onnx',
                                osp.splitext(osp.basename(args.config))[0] + '.onnx')

@@ -13,7 +13,10 @@ def gate_config(gate: Optional[dict], alpha: Optional[float], deform_impl: Optio
 
     ``alpha`` and ``deform_impl`` are ``DASGate``'s arguments, kept on the backbones so that
     ``DASResNet(depth=50, alpha=0.2)`` configs and checkpoints keep working; another gate takes
-    its own arguments inside ``gate``.
+    its own arguments inside ``gate``. One value per setting: a value given both here and inside
+    ``gate`` must be the same, otherwise a ``ValueError`` names both (neither silently wins, so
+    ``--cfg-options model.backbone.alpha=...`` on a config whose gate sets alpha never trains a
+    different width than the one typed).
     """
     if gate is None:
         return dict(
@@ -34,7 +37,13 @@ def gate_config(gate: Optional[dict], alpha: Optional[float], deform_impl: Optio
             raise ValueError(
                 f'{name}={value!r} configures the DASGate, but gate is '
                 f'{cfg["type"]!r}: put that gate\'s own arguments inside gate=dict(...)')
-        cfg.setdefault(name, value)
+        if name in cfg and cfg[name] != value:
+            raise ValueError(
+                f'{name} is given twice with different values: {name}={value!r} on the backbone '
+                f'and {name}={cfg[name]!r} inside gate=dict(type={cfg["type"]!r}, ...). Set it '
+                f'in one place, e.g. --cfg-options model.backbone.gate.{name}={value!r} '
+                f'(and leave model.backbone.{name} unset)')
+        cfg[name] = value
     return cfg
 
 
@@ -98,6 +107,22 @@ class DASGatesMixin:
                 gate.train(self.training)
                 for param in gate.parameters():
                     param.requires_grad = True
+
+    def train(self, mode: bool = True):
+        """The host's ``train``, then each gate back to ``mode``.
+
+        With ``norm_eval=True`` (every COCO config) the host puts every ``_BatchNorm`` under the
+        backbone in eval mode, the gates' own included (CBAM's and Triplet Attention's spatial
+        branches): their fresh running statistics would stay at (0, 1). A gate is a new layer
+        that must learn them, so it follows ``mode``; gates frozen with ``freeze_gates=True`` in
+        ``frozen_stages`` stay in eval mode, as their stage does.
+        """
+        super().train(mode)
+        frozen = set(self._frozen_stage_names()) if getattr(self, 'freeze_gates', False) else ()
+        for name, gate in zip(getattr(self, 'das_stage_names', ()), self.das_gates()):
+            if name not in frozen:
+                gate.train(mode)
+        return self
 
     def convert_pretrained(self, state: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Rename a pretrained state dict's keys to this backbone's; identity by default."""
