@@ -146,8 +146,8 @@ def test_interrupted_stage_resumes_only_under_the_same_record(shapes, tmp_path):
     # Interrupted, then asked for with another config: not resumed.
     interrupt(work, at_iter=1)
     changed = cfg.copy()
-    changed.optim_wrapper = dict(cfg.optim_wrapper, optimizer=dict(cfg.optim_wrapper.optimizer,
-                                                                   lr=0.5))
+    changed.optim_wrapper = dict(
+        cfg.optim_wrapper, optimizer=dict(cfg.optim_wrapper.optimizer, lr=0.5))
     with pytest.raises(StaleStageError, match=r'optim_wrapper.optimizer.lr: .* then, 0.5 now'):
         run_stage(changed, work)
     # --retrain-stale moves the old stage aside (its checkpoints kept) and trains anew.
