@@ -30,11 +30,10 @@ def _check_framework(distribution: str, module: str, low: str, high: str, needed
 for _distribution, (_module, _low, _high, _needed) in FRAMEWORKS.items():
     _check_framework(_distribution, _module, _low, _high, _needed)
 
-from .utils import allow_mmengine_checkpoints, register_config_package  # noqa: E402
+from .utils import setup_env  # noqa: E402
 
-allow_mmengine_checkpoints()
-register_config_package()
+setup_env()
 
-from . import datasets, engine, models, ops  # noqa: E402,F401
+from . import apis, datasets, engine, models, ops  # noqa: E402,F401
 
-__all__ = ['__version__', 'datasets', 'engine', 'models', 'ops']
+__all__ = ['__version__', 'apis', 'datasets', 'engine', 'models', 'ops']

@@ -1,8 +1,48 @@
+"""Fixtures shared by the test files: registry scopes and the synthetic data sets, each made
+once per session (tests read them and never change them; a test that must change data copies
+it)."""
 import pytest
 from mmengine.registry import DefaultScope
+
+from mmdas.datasets import make_shapes_coco, make_shapes_folder, make_shapes_seg
 
 
 @pytest.fixture
 def scope():
     """``with scope('mmdet'):`` builds from that framework's registry, whatever ran before."""
     return DefaultScope.overwrite_default_scope
+
+
+@pytest.fixture(scope='session')
+def coco_shapes(tmp_path_factory) -> str:
+    """A COCO-format detection set: 16 train / 8 val images of 96 px."""
+    root = str(tmp_path_factory.mktemp('coco_shapes'))
+    make_shapes_coco(root, num_train=16, num_val=8, size=96)
+    return root
+
+
+def _folder_set(tmp_path_factory, name: str, **sizes) -> str:
+    root = str(tmp_path_factory.mktemp(name))
+    make_shapes_folder(root, num_train_per_class=8, **sizes)
+    return root
+
+
+@pytest.fixture(scope='session')
+def cls_shapes(tmp_path_factory) -> str:
+    """An mmpretrain folder set: 8 train / 4 val images per class, 32 px."""
+    return _folder_set(tmp_path_factory, 'cls_shapes', num_val_per_class=4, size=32)
+
+
+@pytest.fixture(scope='session')
+def cls_shapes_64(tmp_path_factory) -> str:
+    """An mmpretrain folder set at 64 px (stage 4 still has a 2x2 map): 8 train / 8 val images
+    per class, the val images the classification demo draws included."""
+    return _folder_set(tmp_path_factory, 'cls_shapes_64', num_val_per_class=8, size=64)
+
+
+@pytest.fixture(scope='session')
+def seg_shapes(tmp_path_factory) -> str:
+    """An mmseg set: 4 train / 2 val images of 64 px with label maps."""
+    root = str(tmp_path_factory.mktemp('seg_shapes'))
+    make_shapes_seg(root, num_train=4, num_val=2, size=64)
+    return root

@@ -1,8 +1,7 @@
 """Gate maps, Grad-CAM pictures and the sfd tool on checkpoints the tests train themselves."""
 import os
 import os.path as osp
-import subprocess
-import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,62 +9,46 @@ import torch
 from mmengine.config import Config
 
 import mmdas  # noqa: F401
-from mmdas.analysis import build_model, explain, prepare_image, resolve_layers
-from mmdas.datasets import make_shapes_coco, make_shapes_folder
+from mmdas.analysis import explain, prepare_image, resolve_layers
+from mmdas.apis import init_model
+from mmdas.demos import shapes_cfg
 from mmdas.engine import build_runner
+from utils import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAS_CLS = osp.join(ROOT, 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py')
 PLAIN_CLS = osp.join(ROOT, 'configs/mmpretrain/demo/resnet18-w16_shapes-cls.py')
 DAS_DET = osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py')
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, cls_shapes_64):
     """A DAS and a plain demo classifier trained for one epoch on a small synthetic set."""
     root = tmp_path_factory.mktemp('attention')
-    data = str(root / 'shapes')
-    make_shapes_folder(data, num_train_per_class=8, num_val_per_class=3, size=64)
     checkpoints = {}
     for name, config in (('das', DAS_CLS), ('plain', PLAIN_CLS)):
-        cfg = Config.fromfile(config)
-        for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-            loader.dataset.data_root = data
+        cfg = shapes_cfg(config, cls_shapes_64, seed=0, length=1)
         cfg.train_dataloader.batch_size = 8
-        cfg.train_cfg.update(max_epochs=1, val_interval=1)
-        cfg.param_scheduler.update(T_max=1, end=1)
-        cfg.default_hooks.checkpoint.interval = 1
         cfg.work_dir = str(root / name)
         build_runner(cfg).train()
         checkpoints[name] = str(root / name / 'epoch_1.pth')
-    return data, checkpoints
+    return cls_shapes_64, checkpoints
 
 
 def with_data(config: str, data: str) -> str:
-    """The config with its data root pointed at ``data`` (written beside the checkpoint)."""
-    cfg = Config.fromfile(config)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        loader.dataset.data_root = data
-    path = osp.join(data, osp.basename(config))
-    cfg.dump(path)
+    """The config with its data root pointed at ``data``, written to a file of its own."""
+    path = osp.join(tempfile.mkdtemp(), osp.basename(config))
+    shapes_cfg(config, data, seed=0).dump(path)
     return path
 
 
 def run(tool: str, args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, f'tools/analysis/{tool}'] + args,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env)
+    return run_tool(f'tools/analysis/{tool}', args, timeout=600)
 
 
 def test_explain_gives_a_cam_per_layer_and_the_gates_maps(trained):
     data, ckpts = trained
     cfg = Config.fromfile(with_data(DAS_CLS, data))
-    model = build_model(cfg, ckpts['das'])
+    model = init_model(cfg, ckpts['das'])
     image = prepare_image(cfg, model, osp.join(data, 'val', 'disc', '00001.png'))
     assert image.inputs.shape == (1, 3, 64, 64) and image.rgb.shape == (64, 64, 3)
     assert abs(float(image.inputs.mean())) < 3  # normalised as in training, not 0..255
@@ -141,7 +124,7 @@ def test_a_checkpoint_that_does_not_fit_and_a_missing_layer_are_named(trained, t
     assert 'does not fit the model of the config' in proc.stderr
     assert 'missing (backbone.layer1.das_gate' in proc.stderr
     cfg = Config.fromfile(with_data(DAS_CLS, data))
-    model = build_model(cfg, ckpts['das'])
+    model = init_model(cfg, ckpts['das'])
     with pytest.raises(
             ValueError,
             match=r"\['backbone.layer9'\] not in the model; layers: \["
@@ -158,20 +141,24 @@ def test_sfd_tool_prints_both_models(trained):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if 'backbone.layer' in line]
     assert len(lines) == 4  # two models x two layers
+    for line in lines:  # a score over images, each image scored or counted as undefined
+        assert 'undefined on every image' not in line, line
+        scored = int(line.split('(n=')[1].split(',')[0].rstrip(')'))
+        undefined = int(line.split('undefined: ')[1].rstrip(')')) if 'undefined:' in line else 0
+        assert scored >= 1 and scored + undefined == 6, line
     assert lines[0].split()[0] == 'das-resnet18-w16_shapes-cls'
     assert lines[2].split()[0] == 'resnet18-w16_shapes-cls'
 
 
-def test_a_detectors_top_detection_is_explained_with_its_box(tmp_path):
-    data = str(tmp_path / 'coco')
-    make_shapes_coco(data, num_train=2, num_val=2, size=96)
+def test_a_detectors_top_detection_is_explained_with_its_box(tmp_path, coco_shapes):
+    data = coco_shapes
     cfg = Config.fromfile(DAS_DET)
     cfg.model.backbone.init_cfg = None
     from mmengine.registry import MODELS, init_default_scope
     init_default_scope('mmdet')
     detector = MODELS.build(cfg.model)
     torch.save(dict(state_dict=detector.state_dict()), tmp_path / 'det.pth')
-    model = build_model(cfg, str(tmp_path / 'det.pth'))
+    model = init_model(cfg, str(tmp_path / 'det.pth'))
     image = prepare_image(cfg, model, osp.join(data, 'val', 'val_00000.jpg'))
     exp = explain(model, image, ['backbone.layer3', 'backbone.layer4'])
     assert exp.box is not None and exp.box.shape == (4, ) and 0 <= exp.label < 4

@@ -7,16 +7,50 @@ from mmdas.models import DASGate
 from mmdas.models.plugins import das_hidden_channels
 
 
+def paper_gate(gate: DASGate, x: torch.Tensor) -> torch.Tensor:
+    """The paper's equations composed from torch.nn.functional and torchvision's DCNv2 with the
+    gate's weights: Xc = GELU(IN(DSC(X))), A = sigmoid(LN(DCN(Xc))), Y = X * A."""
+    import torch.nn.functional as F
+    import torchvision
+
+    def norm(t, groups, weight, bias, eps=1e-5):  # by hand: defined on 1x1 maps too
+        n, c, h, w = t.shape
+        g = t.reshape(n, groups, -1)
+        g = (g -
+             g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, unbiased=False, keepdim=True) + eps)
+        return g.reshape(n, c, h, w) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+    c = x.shape[1]
+    hidden = gate.pointwise.out_channels
+    dsc = F.conv2d(
+        F.conv2d(x, gate.depthwise.weight, gate.depthwise.bias, padding=1, groups=c),
+        gate.pointwise.weight, gate.pointwise.bias)
+    xc = F.gelu(norm(dsc, hidden, gate.compress_norm.weight, gate.compress_norm.bias))
+    dcn = gate.deform_conv
+    o1, o2, logits = torch.chunk(
+        F.conv2d(xc, dcn.conv_offset.weight, dcn.conv_offset.bias, padding=1), 3, dim=1)
+    sampled = torchvision.ops.deform_conv2d(
+        xc, torch.cat((o1, o2), 1), dcn.weight, dcn.bias, padding=1, mask=torch.sigmoid(logits))
+    attention = torch.sigmoid(norm(sampled, 1, gate.gate_norm.weight, gate.gate_norm.bias))
+    return x * attention
+
+
 @pytest.mark.parametrize('channels, size', [(1, (5, 7)), (8, (1, 1)), (17, (9, 4)), (64, (13, 11))])
-def test_output_has_input_shape_and_equals_x_times_gate(channels, size):
+def test_output_has_input_shape_and_follows_the_papers_equations(channels, size):
     torch.manual_seed(0)
     gate = DASGate(channels, deform_impl='torch')
+    for p in gate.deform_conv.conv_offset.parameters():  # offsets as after training
+        torch.nn.init.normal_(p, 0, 0.3)
+    for norm in (gate.compress_norm, gate.gate_norm):  # affine away from its init
+        torch.nn.init.normal_(norm.weight, 1, 0.2)
+        torch.nn.init.normal_(norm.bias, 0, 0.2)
     x = torch.randn(2, channels, *size)
     y = gate(x)
     assert y.shape == x.shape
     a = gate.attention(x)
     assert ((a > 0) & (a < 1)).all()
-    torch.testing.assert_close(y, x * a)
+    with torch.no_grad():
+        torch.testing.assert_close(y, paper_gate(gate, x), rtol=1e-5, atol=1e-5)
 
 
 def test_inference_forward_equals_training_forward_and_leaves_the_input_alone():

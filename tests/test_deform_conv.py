@@ -5,8 +5,9 @@ import random
 import pytest
 import torch
 import torchvision
+from torch.nn.modules.utils import _pair
 
-from mmdas.ops import (ModulatedDeformConv2dPack, check_impl, mmcv_ops_available,
+from mmdas.ops import (DispatchingDeformConv2dPack, check_impl, mmcv_ops_available,
                        modulated_deform_conv2d, modulated_deform_conv2d_torch, resolve_impl)
 from mmdas.ops.deform_conv_torch import ConvGeometry, plan_chunks
 
@@ -29,14 +30,10 @@ CASES = [
 ]
 
 
-def pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
 def make_inputs(case, batch=2, offset_scale=3.0, seed=0):
     g = torch.Generator().manual_seed(seed)
-    (kh, kw), (sh, sw) = pair(case['k']), pair(case['stride'])
-    (ph, pw), (dh, dw) = pair(case['padding']), pair(case['dilation'])
+    (kh, kw), (sh, sw) = _pair(case['k']), _pair(case['stride'])
+    (ph, pw), (dh, dw) = _pair(case['padding']), _pair(case['dilation'])
     out_h = (case['h'] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     out_w = (case['w'] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     dg, taps = case['dg'], kh * kw
@@ -185,7 +182,7 @@ def test_zero_offsets_and_unit_mask_equal_a_dense_conv():
 @pytest.mark.parametrize('impl', ['torch', pytest.param('mmcv', marks=needs_mmcv_ops)])
 def test_pack_module_starts_as_plain_conv_and_learns_offsets(impl):
     torch.manual_seed(0)
-    layer = ModulatedDeformConv2dPack(4, 6, 3, padding=1, impl=impl)
+    layer = DispatchingDeformConv2dPack(4, 6, 3, padding=1, impl=impl)
     x = torch.randn(2, 4, 9, 9)
     out = layer(x)
     # Offsets start at zero and the mask at sigmoid(0) = 0.5.
@@ -197,7 +194,7 @@ def test_pack_module_starts_as_plain_conv_and_learns_offsets(impl):
 
 
 def test_pack_state_dict_keys_match_mmcv():
-    layer = ModulatedDeformConv2dPack(4, 6, 3, padding=1, impl='torch')
+    layer = DispatchingDeformConv2dPack(4, 6, 3, padding=1, impl='torch')
     assert set(layer.state_dict()) == {'weight', 'bias', 'conv_offset.weight', 'conv_offset.bias'}
     if mmcv_ops_available():
         from mmcv.ops import ModulatedDeformConv2dPack as MMCVPack
@@ -219,9 +216,9 @@ def test_asking_for_mmcv_without_ops_names_the_argument(monkeypatch):
     import mmdas.ops.modulated_deform_conv as mdc
     monkeypatch.setattr(mdc, '_mmcv_ops_error', lambda: 'ImportError: no _ext')
     with pytest.raises(RuntimeError, match=r"deform_impl='mmcv' needs mmcv compiled with its ops"):
-        ModulatedDeformConv2dPack(4, 4, impl='mmcv')
+        DispatchingDeformConv2dPack(4, 4, impl='mmcv')
     # 'auto' and 'torch' still work without compiled ops.
-    layer = ModulatedDeformConv2dPack(4, 4, impl='auto')
+    layer = DispatchingDeformConv2dPack(4, 4, impl='auto')
     assert layer(torch.randn(1, 4, 5, 5)).shape == (1, 4, 5, 5)
 
 

@@ -10,21 +10,36 @@ import pytest
 import torch
 import torchvision
 
-from mmdas.ops import (ModulatedDeformConv2dPack, choose_impl, mmcv_ops_available,
+from mmdas.ops import (DispatchingDeformConv2dPack, choose_impl, mmcv_ops_available,
                        modulated_deform_conv2d, modulated_deform_conv2d_torch)
 
 needs_mmcv_ops = pytest.mark.skipif(not mmcv_ops_available(), reason='mmcv built without ops')
 NAMES = ('input', 'offset', 'mask', 'weight', 'bias')
 
+
+def case(c_in, c_out, h, w, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1) -> dict:
+    """One deformable-conv call's sizes, as the other deformable-conv tests name them."""
+    return dict(
+        c_in=c_in,
+        c_out=c_out,
+        h=h,
+        w=w,
+        k=k,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        dg=dg)
+
+
 CASES = [
-    # (c_in, c_out, h, w, kernel, stride, padding, dilation, groups, deform_groups)
-    dict(c_in=4, c_out=5, h=6, w=6, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1),
-    dict(c_in=4, c_out=6, h=8, w=7, k=3, stride=2, padding=1, dilation=1, groups=1, dg=1),
-    dict(c_in=4, c_out=4, h=9, w=8, k=3, stride=1, padding=2, dilation=2, groups=1, dg=1),
-    dict(c_in=8, c_out=4, h=6, w=5, k=3, stride=1, padding=1, dilation=1, groups=2, dg=1),
-    dict(c_in=8, c_out=6, h=5, w=7, k=3, stride=2, padding=2, dilation=2, groups=2, dg=4),
-    dict(c_in=3, c_out=5, h=1, w=1, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1),
-    dict(c_in=3, c_out=2, h=1, w=6, k=3, stride=1, padding=1, dilation=1, groups=1, dg=1),
+    case(4, 5, 6, 6),
+    case(4, 6, 8, 7, stride=2),
+    case(4, 4, 9, 8, padding=2, dilation=2),
+    case(8, 4, 6, 5, groups=2),
+    case(8, 6, 5, 7, stride=2, padding=2, dilation=2, groups=2, dg=4),
+    case(3, 5, 1, 1),  # a 1x1 map: every tap on the border
+    case(3, 2, 1, 6),
 ]
 
 
@@ -170,7 +185,7 @@ def test_frozen_weight_at_the_first_das_r50_gate_shape():
     """The reported crash: batch 4 at 56x56, 51 -> 256, weight and bias frozen, input needs
     a gradient (input saliency, adversarial training, partial fine-tuning)."""
     torch.manual_seed(0)
-    layer = ModulatedDeformConv2dPack(51, 256, 3, padding=1, impl='torch')
+    layer = DispatchingDeformConv2dPack(51, 256, 3, padding=1, impl='torch')
     layer.weight.requires_grad_(False)
     layer.bias.requires_grad_(False)
     x = torch.randn(4, 51, 56, 56, requires_grad=True)

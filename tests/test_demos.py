@@ -1,29 +1,19 @@
 """`make demo` and `make demo-cls` as a newcomer sees them, at a tiny scale: a quiet console (one
 progress bar per stage), a closing table, a picture, the time taken; full logs on disk."""
 import glob
-import os
 import os.path as osp
-import subprocess
-import sys
 
-from mmdas.datasets import make_shapes_coco, make_shapes_folder
+import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from utils import ROOT, run_tool
 
 
-def run(args):
-    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES='-1')
-    return subprocess.run(
-        [sys.executable] + args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
-
-
-def test_detection_demo_over_two_seeds(tmp_path):
-    data = str(tmp_path / 'shapes')
-    make_shapes_coco(data, num_train=8, num_val=4, size=96)
+def test_detection_demo_over_two_seeds(tmp_path, coco_shapes):
+    data = coco_shapes
     work = str(tmp_path / 'demo')
-    proc = run([
-        'tools/demo.py', '--data-root', data, '--work-dir', work, '--base-iters', '2',
-        '--warmup-iters', '1', '--finetune-iters', '2', '--pictures', '2', '--seeds', '0', '1'
+    proc = run_tool('tools/demo.py', [
+        '--data-root', data, '--work-dir', work, '--base-iters', '2', '--warmup-iters', '1',
+        '--finetune-iters', '2', '--pictures', '2', '--seeds', '0', '1'
     ])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
@@ -38,11 +28,9 @@ def test_detection_demo_over_two_seeds(tmp_path):
     assert any('Config:' in open(path).read() for path in logs)  # mmengine's full log
 
 
-def test_classification_demo_with_its_plain_twin(tmp_path):
-    data = str(tmp_path / 'shapes_cls')
-    make_shapes_folder(data, num_train_per_class=8, num_val_per_class=8, size=64)
+def test_classification_demo_with_its_plain_twin(tmp_path, cls_shapes_64):
     work = str(tmp_path / 'demo_cls')
-    proc = run(['tools/demo_cls.py', '--data-root', data, '--work-dir', work])
+    proc = run_tool('tools/demo_cls.py', ['--data-root', cls_shapes_64, '--work-dir', work])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert '[2/2] plain, seed 0: training' in out and 'Config:' not in out
@@ -51,22 +39,24 @@ def test_classification_demo_with_its_plain_twin(tmp_path):
     assert len(pictures) == 4
 
 
-def test_shapes_demo_cfg_points_everything_at_the_data_root():
-    import pytest
-
-    from mmdas.engine import shapes_demo_cfg
-    cfg = shapes_demo_cfg(
-        osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'),
-        '/data/x',
-        seed=3,
-        iters=50)
+@pytest.mark.parametrize('config, length, schedule', [
+    ('configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py', 50,
+     dict(max_iters=50, val_interval=50)),
+    ('configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py', 4, dict(
+        max_epochs=4, val_interval=4)),
+])
+def test_shapes_cfg_points_everything_at_the_data_root(config, length, schedule):
+    from mmdas.demos import shapes_cfg
+    cfg = shapes_cfg(osp.join(ROOT, config), '/data/x', seed=3, length=length)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         assert loader.dataset.data_root == '/data/x/'
-    assert cfg.val_evaluator.ann_file == '/data/x/annotations/instances_val.json'
-    assert cfg.test_evaluator.ann_file == cfg.val_evaluator.ann_file
-    assert cfg.randomness.seed == 3
-    assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (50, 50)
-    assert (cfg.param_scheduler[1].end, cfg.param_scheduler[1].milestones) == (50, [40])
-    assert cfg.default_hooks.checkpoint.interval == 50
-    with pytest.raises(ValueError, match='iters'):
-        shapes_demo_cfg(cfg, '/data/x', seed=0, iters=0)
+    assert cfg.randomness.seed == 3 and cfg.default_hooks.checkpoint.interval == length
+    assert {k: cfg.train_cfg[k] for k in schedule} == schedule
+    if 'max_iters' in schedule:  # detection: step decay at 80 %, COCO annotations moved too
+        assert (cfg.param_scheduler[1].end, cfg.param_scheduler[1].milestones) == (50, [40])
+        assert cfg.val_evaluator.ann_file == '/data/x/annotations/instances_val.json'
+        assert cfg.test_evaluator.ann_file == cfg.val_evaluator.ann_file
+    else:  # classification: cosine over the run
+        assert cfg.param_scheduler.T_max == length
+    with pytest.raises(ValueError, match='length'):
+        shapes_cfg(cfg, '/data/x', seed=0, length=0)

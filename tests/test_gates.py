@@ -12,8 +12,8 @@ from mmengine.config import Config
 import mmdas  # noqa: F401
 from mmdas.models import DASResNet
 from mmdas.models.plugins import eca_kernel_size
+from utils import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 GATES = {
     'SEGate': dict(type='SEGate'),
     'CBAMGate': dict(type='CBAMGate'),
@@ -122,7 +122,7 @@ def hand_count(name: str, c: int) -> int:
 def test_counts_at_the_das_placement_on_resnet50(name, scope):
     """One module after each stage of ResNet-50, where DAS puts its four gates."""
     model = DASResNet(50, gate=GATES[name])
-    gates = model.das_gates()
+    gates = model.stage_gates()
     assert [type(g).__name__ for g in gates] == [name] * 4
     assert [getattr(model, f'layer{i}')[-1] is g for i, g in enumerate(gates, 1)] == [True] * 4
     added = sum(p.numel() for p in model.parameters()) - sum(p.numel()
@@ -142,13 +142,20 @@ def test_gate_config_errors_name_the_argument():
 
 
 def test_a_plain_checkpoint_loads_into_a_cbam_backbone_with_only_its_modules_new(tmp_path):
-    torch.save(ResNet(50).state_dict(), tmp_path / 'r50.pth')
+    host = ResNet(50)
+    for p in host.parameters():  # "trained": every tensor differs from a fresh init
+        p.data.normal_()
+    torch.save(host.state_dict(), tmp_path / 'r50.pth')
     model = DASResNet(
         50,
         gate=dict(type='CBAMGate'),
         init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r50.pth')))
     model.init_weights()
     assert model.gate_name == 'cbam_gate' and hasattr(model.layer4, 'cbam_gate')
+    saved, own = host.state_dict(), model.state_dict()
+    for key, value in saved.items():
+        assert torch.equal(own[key], value), key
+    assert {k for k in own if k not in saved} == {k for k in own if '.cbam_gate.' in k}
 
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/gates/*.py')))
@@ -172,7 +179,7 @@ def test_comparator_configs_change_only_the_gate(path, scope):
     cfg.model.backbone.init_cfg = None
     with scope(cfg.get('default_scope', 'mmdet')):
         model = MODELS.build(cfg.model)
-    assert type(model.backbone.das_gates()[-1]).__name__ == cfg.model.backbone.gate.type
+    assert type(model.backbone.stage_gates()[-1]).__name__ == cfg.model.backbone.gate.type
     size = 64
     if 'faster-rcnn' in path:
         assert len(model.extract_feat(torch.randn(1, 3, size, size))) == 5

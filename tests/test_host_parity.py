@@ -10,9 +10,9 @@ same error. A size sweep then covers inputs of 8 to 96 px, batch 1 and 2, forwar
 """
 import pytest
 import torch
-from mmengine.registry import DefaultScope
 
 import mmdas  # noqa: F401
+from utils import build_backbone, forward_result, plugin_resnet
 
 PLUGINS_GA_NL_CB = [  # mmdet's "1 GeneralizedAttention, 1 NonLocal2d, 1 ContextBlock" case
     dict(
@@ -42,7 +42,7 @@ PLUGINS_2CB = [
 ]
 
 
-def shapes(channels, sizes, batch=1):
+def output_shapes(channels, sizes, batch=1):
     return [(batch, c, s, s) for c, s in zip(channels, sizes)]
 
 
@@ -56,34 +56,36 @@ MBV2_DET = dict(type='MobileNetV2', widen_factor=1.0, out_indices=range(0, 7))
 # (scope, host config, input size, output shapes the host's own test states)
 HOST_CASES = [
     # mmdet test_resnet.py
-    ('mmdet', dict(type='ResNet', depth=18), 32, shapes((64, 128, 256, 512), S32)),
-    ('mmdet', dict(type='ResNet', depth=50, base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
+    ('mmdet', dict(type='ResNet', depth=18), 32, output_shapes((64, 128, 256, 512), S32)),
+    ('mmdet', dict(type='ResNet', depth=50, base_channels=1), 32, output_shapes((4, 8, 16, 32),
+                                                                                S32)),
     ('mmdet', dict(type='ResNet', depth=50, out_indices=(0, 1, 2),
-                   base_channels=1), 32, shapes((4, 8, 16), S32)),
+                   base_channels=1), 32, output_shapes((4, 8, 16), S32)),
     ('mmdet', dict(type='ResNet', depth=50, with_cp=True,
-                   base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
+                   base_channels=1), 32, output_shapes((4, 8, 16, 32), S32)),
     ('mmdet',
      dict(
          type='ResNet',
          depth=50,
          base_channels=4,
          norm_cfg=dict(type='GN', num_groups=2,
-                       requires_grad=True)), 32, shapes((16, 32, 64, 128), S32)),
+                       requires_grad=True)), 32, output_shapes((16, 32, 64, 128), S32)),
     ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_GA_NL_CB,
-                   base_channels=8), 32, shapes((32, 64, 128, 256), S32)),
+                   base_channels=8), 32, output_shapes((32, 64, 128, 256), S32)),
     ('mmdet', dict(type='ResNet', depth=50, plugins=PLUGINS_2CB,
-                   base_channels=8), 32, shapes((32, 64, 128, 256), S32)),
+                   base_channels=8), 32, output_shapes((32, 64, 128, 256), S32)),
     ('mmdet', dict(type='ResNet', depth=50, zero_init_residual=True,
-                   base_channels=1), 32, shapes((4, 8, 16, 32), S32)),
-    ('mmdet', dict(type='ResNetV1d', depth=50, base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
+                   base_channels=1), 32, output_shapes((4, 8, 16, 32), S32)),
+    ('mmdet', dict(type='ResNetV1d', depth=50,
+                   base_channels=2), 32, output_shapes((8, 16, 32, 64), S32)),
     # (style='caffe' and deep_stem, which the issue names, with mmdet's defaults otherwise)
     ('mmdet', dict(type='ResNet', depth=50, style='caffe',
-                   base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
+                   base_channels=2), 32, output_shapes((8, 16, 32, 64), S32)),
     ('mmdet', dict(type='ResNet', depth=50, deep_stem=True,
-                   base_channels=2), 32, shapes((8, 16, 32, 64), S32)),
+                   base_channels=2), 32, output_shapes((8, 16, 32, 64), S32)),
     # mmdet test_renext.py, test_res2net.py
-    ('mmdet', dict(type='ResNeXt', depth=50, groups=32, base_width=4), 32, shapes(R50, S32)),
-    ('mmdet', dict(type='Res2Net', depth=50, scales=4, base_width=26), 32, shapes(R50, S32)),
+    ('mmdet', dict(type='ResNeXt', depth=50, groups=32, base_width=4), 32, output_shapes(R50, S32)),
+    ('mmdet', dict(type='Res2Net', depth=50, scales=4, base_width=26), 32, output_shapes(R50, S32)),
     # mmdet test_mobilenet_v2.py
     ('mmdet', dict(type='MobileNetV2', widen_factor=1.0,
                    out_indices=range(0, 8)), 224, MBV2_224 + [(1, 1280, 7, 7)]),
@@ -106,33 +108,34 @@ HOST_CASES = [
     ('mmdet', dict(MBV2_DET, with_cp=True), 224, MBV2_224),
     # mmpretrain test_resnet.py
     ('mmpretrain', dict(type='ResNet', depth=18,
-                        out_indices=(0, 1, 2, 3)), 224, shapes((64, 128, 256, 512), S224)),
-    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+                        out_indices=(0, 1, 2, 3)), 224, output_shapes((64, 128, 256, 512), S224)),
+    ('mmpretrain', dict(type='ResNet', depth=50,
+                        out_indices=(0, 1, 2, 3)), 224, output_shapes(R50, S224)),
     ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3),
-                        drop_path_rate=0.5), 224, shapes(R50, S224)),
-    ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2)), 224, shapes(R50[:3],
-                                                                                     S224)),
+                        drop_path_rate=0.5), 224, output_shapes(R50, S224)),
+    ('mmpretrain', dict(type='ResNet', depth=50,
+                        out_indices=(0, 1, 2)), 224, output_shapes(R50[:3], S224)),
     ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(3, )), 224, [(1, 2048, 7, 7)]),
     ('mmpretrain', dict(type='ResNet', depth=50, out_indices=(0, 1, 2, 3),
-                        with_cp=True), 224, shapes(R50, S224)),
+                        with_cp=True), 224, output_shapes(R50, S224)),
     ('mmpretrain', dict(type='ResNet', depth=50, base_channels=32,
-                        out_indices=(0, 1, 2, 3)), 224, shapes((128, 256, 512, 1024), S224)),
+                        out_indices=(0, 1, 2, 3)), 224, output_shapes((128, 256, 512, 1024), S224)),
     ('mmpretrain', dict(type='ResNetV1c', depth=50,
-                        out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+                        out_indices=(0, 1, 2, 3)), 224, output_shapes(R50, S224)),
     ('mmpretrain', dict(type='ResNetV1d', depth=50,
-                        out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+                        out_indices=(0, 1, 2, 3)), 224, output_shapes(R50, S224)),
     # mmpretrain test_resnext.py, test_res2net.py
     ('mmpretrain',
      dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
-          out_indices=(0, 1, 2, 3)), 224, shapes(R50, S224)),
+          out_indices=(0, 1, 2, 3)), 224, output_shapes(R50, S224)),
     ('mmpretrain', dict(type='ResNeXt', depth=50, groups=32, width_per_group=4,
                         out_indices=(3, )), 224, [(1, 2048, 7, 7)]),
     ('mmpretrain',
      dict(type='Res2Net', depth=50, out_indices=(0, 1, 2, 3), deep_stem=True,
-          avg_down=True), 224, shapes(R50, S224)),
+          avg_down=True), 224, output_shapes(R50, S224)),
     ('mmpretrain',
      dict(type='Res2Net', depth=101, out_indices=(0, 1, 2, 3), deep_stem=False,
-          avg_down=False), 224, shapes(R50, S224)),
+          avg_down=False), 224, output_shapes(R50, S224)),
     # mmpretrain test_mobilenet_v2.py
     ('mmpretrain', dict(type='MobileNetV2', widen_factor=1.0,
                         out_indices=range(0, 8)), 224, MBV2_224 + [(1, 1280, 7, 7)]),
@@ -147,30 +150,6 @@ HOST_CASES = [
 ]
 
 
-def build(scope: str, cfg: dict, das: bool):
-    """The host backbone, or its DAS variant with the same arguments (deform_impl='torch')."""
-    from mmengine.registry import MODELS
-    cfg = dict(cfg)
-    if das:
-        cfg['type'] = 'DAS' + cfg['type']
-        cfg['deform_impl'] = 'torch'
-    with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(cfg)
-
-
-def run(model, x: torch.Tensor, mode: str, backward: bool = False):
-    """Output shapes, or the error the forward (and backward) raised."""
-    model.train(mode == 'train')
-    try:
-        outs = model(x)
-        outs = outs if isinstance(outs, (tuple, list)) else (outs, )
-        if backward:
-            sum(o.float().mean() for o in outs).backward()
-    except Exception as err:  # the host's own errors are part of what is compared
-        return type(err), str(err).split('\n')[0]
-    return [tuple(o.shape) for o in outs]
-
-
 def case_id(case):
     scope, cfg, size, _ = case
     args = ','.join(f'{k}={v}' for k, v in cfg.items() if k not in ('type', 'plugins', 'norm_cfg'))
@@ -182,15 +161,15 @@ def case_id(case):
 def test_every_forward_case_of_the_host_suites(case):
     scope, cfg, size, expected = case
     torch.manual_seed(0)
-    host, das = build(scope, cfg, das=False), build(scope, cfg, das=True)
+    host, das = build_backbone(scope, cfg, das=False), build_backbone(scope, cfg, das=True)
     host.init_weights()
     das.init_weights()
-    assert len(das.das_gates()) >= 1
+    assert len(das.stage_gates()) >= 1
     x = torch.randn(1, 3, size, size)
     for mode in ('train', 'eval'):
-        host_result = run(host, x, mode)
+        host_result = forward_result(host, x, mode)
         assert host_result == expected, f'the host itself, {mode} mode: {host_result}'
-        assert run(das, x, mode) == host_result, f'{mode} mode'
+        assert forward_result(das, x, mode) == host_result, f'{mode} mode'
 
 
 @pytest.mark.parametrize(
@@ -208,13 +187,13 @@ def test_frozen_stages_and_norm_eval_as_the_host(scope, cfg):
     """The host's frozen and eval-mode modules are frozen in the DAS variant too; the gates
     of frozen stages are the one deliberate difference (they keep training, see README)."""
     for extra in (dict(), dict(norm_eval=True)):
-        host, das = build(
-            scope, dict(cfg, **extra), das=False), build(
+        host, das = build_backbone(
+            scope, dict(cfg, **extra), das=False), build_backbone(
                 scope, dict(cfg, **extra), das=True)
         host.train()
         das.train()
-        gate_params = {id(p) for g in das.das_gates() for p in g.parameters()}
-        gate_modules = {id(m) for g in das.das_gates() for m in g.modules()}
+        gate_params = {id(p) for g in das.stage_gates() for p in g.parameters()}
+        gate_modules = {id(m) for g in das.stage_gates() for m in g.modules()}
         host_state = {n: (p.requires_grad, ) for n, p in host.named_parameters()}
         for name, param in das.named_parameters():
             if id(param) in gate_params:
@@ -254,19 +233,19 @@ def test_size_sweep_forward_and_backward(scope, cfg, batch):
     """Every size from 8 to 96 px (a 1x1 map at stride 32 included), train and eval: the DAS
     variant runs exactly where the host runs, and its gates get gradients."""
     torch.manual_seed(0)
-    host, das = build(scope, cfg, das=False), build(scope, cfg, das=True)
+    host, das = build_backbone(scope, cfg, das=False), build_backbone(scope, cfg, das=True)
     host_ran = []
     for size in SIZES:
         x = torch.randn(batch, 3, size, size)
         for mode in ('train', 'eval'):
             das.zero_grad()
-            host_result = run(host, x, mode, backward=mode == 'train')
-            das_result = run(das, x, mode, backward=mode == 'train')
+            host_result = forward_result(host, x, mode, backward=mode == 'train')
+            das_result = forward_result(das, x, mode, backward=mode == 'train')
             assert das_result == host_result, f'{size} px, {mode}: host {host_result}'
             if isinstance(host_result, list):
                 host_ran.append((size, mode))
             if mode == 'train' and isinstance(das_result, list):
-                for gate in das.das_gates():
+                for gate in das.stage_gates():
                     assert gate.deform_conv.weight.grad is not None, f'{size} px'
     # equal failures everywhere would prove nothing: the host runs at 64 and 96 px at least
     assert {(s, m) for s in (64, 96) for m in ('train', 'eval')} <= set(host_ran)
@@ -275,19 +254,10 @@ def test_size_sweep_forward_and_backward(scope, cfg, batch):
 @pytest.mark.parametrize('batch', [1, 2])
 @pytest.mark.parametrize('position', ['after_conv1', 'after_conv2', 'after_conv3'])
 def test_size_sweep_of_the_plugin_inside_mmdet_resnet(position, batch):
-    from mmdet.models.backbones import ResNet
     torch.manual_seed(0)
-    model = ResNet(
-        50,
-        base_channels=16,
-        plugins=[
-            dict(
-                cfg=dict(type='DASGate', deform_impl='torch'),
-                stages=(True, True, True, True),
-                position=position)
-        ])
+    model = plugin_resnet(position)
     for size in SIZES:
-        result = run(model, torch.randn(batch, 3, size, size), 'train', backward=True)
+        result = forward_result(model, torch.randn(batch, 3, size, size), 'train', backward=True)
         assert isinstance(result, list), f'{size} px: {result}'
         assert model.layer4[0].das_gate.deform_conv.weight.grad is not None
-        assert run(model, torch.randn(batch, 3, size, size), 'eval') == result
+        assert forward_result(model, torch.randn(batch, 3, size, size), 'eval') == result

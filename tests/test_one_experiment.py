@@ -10,12 +10,12 @@ import yaml
 from mmengine.config import Config
 
 import mmdas  # noqa: F401
+from utils import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAS_R50 = osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
 
 
-def build_backbone(cfg: Config, scope: str = 'mmdet'):
+def backbone_of(cfg: Config, scope: str = 'mmdet'):
     from mmengine.registry import MODELS, DefaultScope
     backbone = dict(cfg.model.backbone, init_cfg=None)  # no download here
     with DefaultScope.overwrite_default_scope(scope):
@@ -23,7 +23,7 @@ def build_backbone(cfg: Config, scope: str = 'mmdet'):
 
 
 def gate_widths(backbone):
-    return [gate.pointwise.out_channels for gate in backbone.das_gates()]
+    return [gate.pointwise.out_channels for gate in backbone.stage_gates()]
 
 
 def test_cfg_options_alpha_on_a_shipped_config_is_never_dropped():
@@ -31,11 +31,11 @@ def test_cfg_options_alpha_on_a_shipped_config_is_never_dropped():
     cfg = Config.fromfile(DAS_R50)
     cfg.merge_from_dict({'model.backbone.alpha': 0.5})
     with pytest.raises(ValueError, match=r'alpha=0.5 on the backbone and alpha=0.2 inside gate'):
-        build_backbone(cfg)
+        backbone_of(cfg)
     cfg = Config.fromfile(DAS_R50)
     cfg.merge_from_dict({'model.backbone.gate.alpha': 0.5})
-    assert gate_widths(build_backbone(cfg)) == [128, 256, 512, 1024]  # round(0.5 * c)
-    assert gate_widths(build_backbone(Config.fromfile(DAS_R50))) == [51, 102, 205, 410]
+    assert gate_widths(backbone_of(cfg)) == [128, 256, 512, 1024]  # round(0.5 * c)
+    assert gate_widths(backbone_of(Config.fromfile(DAS_R50))) == [51, 102, 205, 410]
 
 
 @pytest.mark.parametrize('scope, backbone', [
@@ -52,7 +52,7 @@ def test_a_backbone_level_gate_argument_applies_or_raises(scope, backbone):
                     dict(backbone, gate=dict(type='DASGate', alpha=0.5, deform_impl='mmcv')),
                     dict(backbone, gate=dict(type='DASGate'), alpha=0.5, deform_impl='mmcv')):
             model = MODELS.build(cfg)
-            for gate in model.das_gates():
+            for gate in model.stage_gates():
                 assert gate.alpha == 0.5 and gate.deform_conv.impl == 'mmcv', cfg
         # the same value twice: fine; two values: both named
         MODELS.build(dict(backbone, gate=dict(type='DASGate', alpha=0.5), alpha=0.5))
@@ -70,9 +70,11 @@ def test_comparator_gates_learn_their_batchnorm_statistics_under_norm_eval(confi
     from torch.nn.modules.batchnorm import _BatchNorm
     cfg = Config.fromfile(osp.join(ROOT, 'configs/gates', config))
     assert cfg.model.backbone.norm_eval  # what every COCO config does
-    backbone = build_backbone(cfg)
+    backbone = backbone_of(cfg)
     backbone.init_weights()
-    gate_norms = [m for g in backbone.das_gates() for m in g.modules() if isinstance(m, _BatchNorm)]
+    gate_norms = [
+        m for g in backbone.stage_gates() for m in g.modules() if isinstance(m, _BatchNorm)
+    ]
     gate_ids = {id(m) for m in gate_norms}
     host_norms = [
         m for m in backbone.modules() if isinstance(m, _BatchNorm) and id(m) not in gate_ids
@@ -104,9 +106,9 @@ def test_gates_frozen_with_their_stage_stay_in_eval():
                 freeze_gates=True,
                 gate=dict(type='CBAMGate')))
     model.train()
-    modes = [gate.training for gate in model.das_gates()]
+    modes = [gate.training for gate in model.stage_gates()]
     assert modes == [False, False, True, True]
-    assert not any(p.requires_grad for g in model.das_gates()[:2] for p in g.parameters())
+    assert not any(p.requires_grad for g in model.stage_gates()[:2] for p in g.parameters())
 
 
 def test_no_metafile_claims_results_without_a_checkpoint():
@@ -138,18 +140,18 @@ def test_export_without_a_checkpoint_gives_the_configs_init_weights():
     # mmdet's ResNet init: zero_init_residual sets every Bottleneck's last norm to 0 (PyTorch's
     # default init would leave 1); the gates' offset convs start at 0
     assert (backbone.layer1[0].norm3.weight == 0).all()
-    for gate in backbone.das_gates():
+    for gate in backbone.stage_gates():
         assert (gate.deform_conv.conv_offset.weight == 0).all()
 
 
 def test_a_users_checkpoint_is_loaded_as_data_only(tmp_path):
-    from mmdas.utils import checkpoint_state_dict
+    from mmdas.utils import read_state_dict
     path = str(tmp_path / 'evil.pth')
     torch.save(dict(state_dict=dict(w=torch.zeros(1)), payload=Exploit()), path)
     with pytest.raises(pickle.UnpicklingError, match='[Ww]eights only'):
-        checkpoint_state_dict(path)
+        read_state_dict(path)
     torch.save(dict(state_dict=dict(w=torch.ones(2))), path)
-    assert torch.equal(checkpoint_state_dict(path)['w'], torch.ones(2))
+    assert torch.equal(read_state_dict(path)['w'], torch.ones(2))
 
 
 class Exploit:

@@ -1,9 +1,6 @@
 """ONNX export: every deformable conv becomes one standard DeformConv node, and ONNX Runtime
 computes what PyTorch computes (both of torch's exporters, every deform_impl, free shapes)."""
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -14,9 +11,9 @@ import mmdas  # noqa: F401
 from mmdas.deployment import (compare_outputs, export_onnx, nonstandard_operators,
                               onnxruntime_outputs, operator_types)
 from mmdas.models import DASGate, DASMobileNetV2, DASResNet
-from mmdas.ops import ModulatedDeformConv2dPack, mmcv_ops_available
+from mmdas.ops import DispatchingDeformConv2dPack, mmcv_ops_available
+from utils import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EXPORTERS = ['dynamo', 'torchscript']
 IMPLS = [
     'auto', 'torch',
@@ -29,7 +26,7 @@ def deform(module: torch.nn.Module, scale: float = 0.3) -> torch.nn.Module:
     """Non-zero offsets (and mask logits), so that the deformation matters."""
     torch.manual_seed(1)
     for m in module.modules():
-        if isinstance(m, ModulatedDeformConv2dPack):
+        if isinstance(m, DispatchingDeformConv2dPack):
             torch.nn.init.normal_(m.conv_offset.weight, 0, scale)
             torch.nn.init.normal_(m.conv_offset.bias, 0, scale)
     return module.eval()
@@ -85,7 +82,7 @@ OP_CASES = [
 @pytest.mark.parametrize(
     'case', OP_CASES, ids=lambda c: '-'.join(f'{k}{v}' for k, v in c.items()) or 'default')
 def test_the_deformable_conv_exports_with_its_own_arguments(case, exporter, tmp_path):
-    layer = deform(ModulatedDeformConv2dPack(8, 6, **{'padding': 1, **case}), 1.0)
+    layer = deform(DispatchingDeformConv2dPack(8, 6, **{'padding': 1, **case}), 1.0)
     x = torch.randn(2, 8, 9, 10)
     path = export_onnx(layer, x, str(tmp_path / 'dcn.onnx'), exporter)
     node = next(n for n in onnx.load(path).graph.node if n.op_type == 'DeformConv')
@@ -152,15 +149,8 @@ def test_an_opset_without_deform_conv_is_refused_with_the_one_that_works(tmp_pat
         torch.onnx.export(gate, (x, ), str(tmp_path / 'b.onnx'), dynamo=False, opset_version=17)
 
 
-def run_tool(args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, 'tools/deployment/pytorch2onnx.py'] + args,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env)
+def export_tool(args):
+    return run_tool('tools/deployment/pytorch2onnx.py', args, timeout=600)
 
 
 def write_checkpoint(config: str, path, scope: str) -> None:
@@ -181,7 +171,7 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
     config = 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py'
     write_checkpoint(config, tmp_path / 'cls.pth', 'mmpretrain')
     out = str(tmp_path / 'cls.onnx')
-    proc = run_tool([
+    proc = export_tool([
         config, '--checkpoint',
         str(tmp_path / 'cls.pth'), '--shape', '64', '64', '--out', out, '--dynamic-batch',
         '--dynamic-shape'
@@ -192,7 +182,7 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert meta['mean'] == '[127.5, 127.5, 127.5]' and 'RGB' in meta['channel_order']
     # The same check with no tolerance at all fails, with status 1 and the difference named.
-    proc = run_tool([
+    proc = export_tool([
         config, '--checkpoint',
         str(tmp_path / 'cls.pth'), '--shape', '64', '64', '--out', out, '--rtol', '0', '--atol', '0'
     ])
@@ -202,10 +192,11 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
 def test_tool_exports_a_das_detector_backbone_and_neck(tmp_path):
     config = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
     write_checkpoint(config, tmp_path / 'det.pth', 'mmdet')
-    proc = run_tool([
+    proc = export_tool([
         config, '--checkpoint',
         str(tmp_path / 'det.pth'), '--shape', '96', '96', '--out',
-        str(tmp_path / 'det.onnx'), '--exporter', 'torchscript', '--dynamic-shape'
+        str(tmp_path / 'det.onnx'), '--exporter', 'torchscript', '--dynamic-shape',
+        '--backbone-only'
     ])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'feat4' in proc.stdout and '1x3x32x32 feat3 (1, 64, 1, 1)' in proc.stdout
@@ -213,7 +204,7 @@ def test_tool_exports_a_das_detector_backbone_and_neck(tmp_path):
 
 def test_tool_names_the_keys_of_a_checkpoint_that_does_not_fit(tmp_path):
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)}), tmp_path / 'x.pth')
-    proc = run_tool([
+    proc = export_tool([
         'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py', '--checkpoint',
         str(tmp_path / 'x.pth'), '--out',
         str(tmp_path / 'x.onnx')

@@ -11,10 +11,9 @@ import sys
 import pytest
 import yaml
 
-from mmdas.datasets import make_shapes_folder
 from mmdas.version import FRAMEWORKS
+from utils import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 
@@ -83,9 +82,8 @@ def test_an_mmdas_base_resolves_in_a_users_config(site, tmp_path):
     assert "DASResNet {'type': 'DASGate', 'alpha': 0.25}" in proc.stdout
 
 
-def test_mim_train_and_mim_test_from_outside_the_checkout(site, tmp_path):
-    data = str(tmp_path / 'shapes')
-    make_shapes_folder(data, num_train_per_class=4, num_val_per_class=2, size=32)
+def test_mim_train_and_mim_test_from_outside_the_checkout(site, tmp_path, cls_shapes):
+    data = cls_shapes
     (tmp_path / 'my_classifier.py').write_text(
         "_base_ = 'mmdas::mmpretrain/demo/das-resnet18-w16_shapes-cls.py'\n"
         f"data_root = '{data}'\n"

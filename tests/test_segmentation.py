@@ -6,18 +6,11 @@ import torch
 from mmengine.config import Config
 
 import mmdas  # noqa: F401
-from mmdas.datasets import SHAPE_CLASSES, make_shapes_seg
+from mmdas.datasets import SHAPE_CLASSES
 from mmdas.engine import build_runner
+from utils import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs/mmseg/fcn_das-r50-d8_4xb2-40k_cityscapes-512x1024.py')
-
-
-@pytest.fixture(scope='module')
-def shapes_seg(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('shapes_seg'))
-    make_shapes_seg(root, num_train=4, num_val=2, size=64)
-    return root
 
 
 def tiny_cfg(root: str, work_dir, backbone: dict) -> Config:
@@ -72,9 +65,9 @@ def tiny_cfg(root: str, work_dir, backbone: dict) -> Config:
     ],
     ids=['stage-gates', 'plugin'])
 def test_an_mmseg_segmentor_with_das_gates_trains_through_mmseg_runner(
-        shapes_seg, tmp_path, backbone):
+        seg_shapes, tmp_path, backbone):
     from mmdas.models import DASGate
-    cfg = tiny_cfg(shapes_seg, tmp_path, {k: v for k, v in backbone.items() if v is not None})
+    cfg = tiny_cfg(seg_shapes, tmp_path, {k: v for k, v in backbone.items() if v is not None})
     for key in ('gate_stages', 'gate'):
         if key in backbone and backbone[key] is None:
             cfg.model.backbone.pop(key)
@@ -89,4 +82,4 @@ def test_an_mmseg_segmentor_with_das_gates_trains_through_mmseg_runner(
     assert len(gate_keys) == len(gates)
     assert any(not torch.equal(b, g.gate_norm.weight) for b, g in zip(before, gates))
     if not backbone:
-        assert [g.in_channels for g in runner.model.backbone.das_gates()] == [64, 128, 256, 512]
+        assert [g.in_channels for g in runner.model.backbone.stage_gates()] == [64, 128, 256, 512]

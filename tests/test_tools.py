@@ -1,15 +1,11 @@
 """Our configs through the frameworks' own tools and ours, as a user runs them."""
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from mmdas.datasets import make_shapes_coco, make_shapes_folder
+from utils import run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
 CLS = 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py'
 
@@ -20,17 +16,15 @@ def framework_tool(package: str, name: str) -> str:
 
 
 def run(args, timeout=600):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='-1', PYTHONPATH=ROOT)
-    proc = subprocess.run(
-        [sys.executable] + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    """A tool that must succeed: its whole output."""
+    proc = run_tool(args[0], args[1:], timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope='module')
-def det_opts(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('shapes'))
-    make_shapes_coco(root, num_train=8, num_val=4, size=96)
+def det_opts(coco_shapes):
+    root = coco_shapes
     return [
         '--cfg-options', f'train_dataloader.dataset.data_root={root}/',
         f'val_dataloader.dataset.data_root={root}/', f'test_dataloader.dataset.data_root={root}/',
@@ -63,9 +57,8 @@ def test_our_train_tool_resumes_after_an_interruption(det_opts, tmp_path):
 
 
 @pytest.mark.parametrize('tools', ['mmpretrain', 'ours'])
-def test_classification_train_and_test_tools_print_top1(tools, tmp_path):
-    root = str(tmp_path / 'data')
-    make_shapes_folder(root, num_train_per_class=4, num_val_per_class=2, size=32)
+def test_classification_train_and_test_tools_print_top1(tools, tmp_path, cls_shapes):
+    root = cls_shapes
     opts = [
         '--cfg-options', f'train_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',

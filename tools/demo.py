@@ -15,53 +15,18 @@ with the difference named (``--retrain-stale`` trains it again). ``--seeds 0 1 2
 it all per seed and reports the mean and spread (``make demo-seeds``).
 """
 import argparse
-import contextlib
-import os
 import os.path as osp
-import statistics
 import sys
 import time
 from typing import Dict
 
 import numpy as np
-from mmengine.config import Config
 
 import mmdas  # noqa: F401
-from mmdas.datasets import make_shapes_coco
-from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console, run_stage,
-                          run_two_stage, shapes_demo_cfg)
+from mmdas.demos import (DET_CONFIGS, DetectionSchedule, Stages, ensure_shapes_data, mean_sd,
+                         say_done, train_and_test_detectors)
 
-CONFIGS = dict(
-    das='configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py',
-    vanilla='configs/das/demo/faster-rcnn_r18-w16_fpn_shapes.py')
 METRICS = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l')
-
-
-class Stages:
-    """Numbered, titled stages, each quiet (or verbose) with its own log in its work dir."""
-
-    def __init__(self, total: int, verbose: bool) -> None:
-        self.total, self.done, self.verbose = total, 0, verbose
-
-    def cfg(self, cfg: Config, title: str) -> Config:
-        self.done += 1
-        return cfg if self.verbose else quiet_cfg(cfg, f'[{self.done}/{self.total}] {title}')
-
-    def console(self, work_dir: str):
-        os.makedirs(work_dir, exist_ok=True)
-        return contextlib.nullcontext() if self.verbose else quiet_console(
-            osp.join(work_dir, 'console.log'))
-
-
-def iter_cfg(path: str, iters: int, work_dir: str, data_root: str, seed: int) -> Config:
-    cfg = shapes_demo_cfg(path, data_root, seed, iters)
-    cfg.work_dir = work_dir
-    return cfg
-
-
-def evaluate(cfg: Config, checkpoint: str, work_dir: str) -> dict:
-    cfg.work_dir, cfg.load_from = work_dir, checkpoint
-    return build_runner(cfg).test()
 
 
 def draw_detections(checkpoints: Dict[str, str], data_root: str, path: str, count: int) -> None:
@@ -74,7 +39,7 @@ def draw_detections(checkpoints: Dict[str, str], data_root: str, path: str, coun
     from pycocotools.coco import COCO
     coco = COCO(osp.join(data_root, 'annotations', 'instances_val.json'))
     models = {
-        name: init_detector(CONFIGS[name], ckpt, device='cpu')
+        name: init_detector(DET_CONFIGS[name], ckpt, device='cpu')
         for name, ckpt in checkpoints.items()
     }
     visualizer = DetLocalVisualizer.get_instance('demo_detections')
@@ -106,44 +71,27 @@ def draw_detections(checkpoints: Dict[str, str], data_root: str, path: str, coun
 
 
 def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[str, dict]:
-    base_cfg = iter_cfg(CONFIGS['vanilla'], args.base_iters, work_dir, args.data_root, seed)
-    with stages.console(osp.join(work_dir, 'base_vanilla')):
-        base = run_stage(
-            stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN'),
-            osp.join(work_dir, 'base_vanilla'),
-            retrain_stale=args.retrain_stale)
-    results, finals = {}, {}
-    for name, path in CONFIGS.items():
-        warmup = backbone_warmup_cfg(
-            iter_cfg(path, args.warmup_iters, work_dir, args.data_root, seed))
-        finetune = iter_cfg(path, args.finetune_iters, work_dir, args.data_root, seed)
-        with stages.console(osp.join(work_dir, name)):
-            schedule = [
-                stages.cfg(warmup, f'seed {seed}: {name} backbone warm-up'),
-                stages.cfg(finetune, f'seed {seed}: {name} fine-tune')
-            ]
-            finals[name] = run_two_stage(schedule, osp.join(work_dir, name), base,
-                                         args.retrain_stale)
-            test = stages.cfg(
-                shapes_demo_cfg(path, args.data_root, seed), f'seed {seed}: {name} COCO evaluation')
-            results[name] = evaluate(test, finals[name], osp.join(work_dir, name, 'test'))
+    schedule = DetectionSchedule(args.base_iters, args.warmup_iters, args.finetune_iters)
+    runs = train_and_test_detectors(DET_CONFIGS, DET_CONFIGS['vanilla'], schedule, args.data_root,
+                                    seed, work_dir, stages, args.retrain_stale)
     picture = osp.join(work_dir, 'detections.png')
     with stages.console(work_dir):
-        draw_detections(finals, args.data_root, picture, args.pictures)
-    return dict(metrics=results, picture=picture)
+        draw_detections({
+            name: run.checkpoint
+            for name, run in runs.items()
+        }, args.data_root, picture, args.pictures)
+    return dict(metrics={name: run.metrics for name, run in runs.items()}, picture=picture)
 
 
 def report(runs: Dict[int, dict]) -> None:
-    names = list(CONFIGS)
+    names = list(DET_CONFIGS)
     print('\nCOCO bbox AP on the synthetic val set (pycocotools), same data and schedule' +
           (f', mean ± sd over seeds {list(runs)}:' if len(runs) > 1 else ':'))
     print(f"{'metric':<14}" + ''.join(f'{name:>16}' for name in names))
     for metric in METRICS:
-        cells = []
-        for name in names:
-            values = [r['metrics'][name][f'coco/{metric}'] for r in runs.values()]
-            cells.append(f'{values[0]:.3f}' if len(values) ==
-                         1 else f'{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}')
+        cells = [
+            mean_sd([r['metrics'][name][f'coco/{metric}'] for r in runs.values()]) for name in names
+        ]
         print(f'{metric:<14}' + ''.join(f'{c:>16}' for c in cells))
     if len(runs) > 1:
         per_seed = ', '.join(f"seed {s}: " + ' / '.join(f"{r['metrics'][n]['coco/bbox_mAP']:.3f}"
@@ -173,11 +121,9 @@ def main() -> int:
     if args.work_dir is None:
         args.work_dir = osp.join(
             'work_dirs', 'demo',
-            f'iters-{args.base_iters}-{args.warmup_iters}-{args.finetune_iters}')
+            DetectionSchedule(args.base_iters, args.warmup_iters, args.finetune_iters).name())
     start = time.time()
-    if not osp.isfile(osp.join(args.data_root, 'annotations', 'instances_val.json')):
-        print(f'writing the synthetic COCO-format shapes set to {args.data_root}')
-        make_shapes_coco(args.data_root)
+    ensure_shapes_data('detection', args.data_root)
     stages = Stages(total=7 * len(args.seeds), verbose=args.verbose)
     runs = {}
     for seed in args.seeds:
@@ -186,8 +132,7 @@ def main() -> int:
     report(runs)
     print('\npicture of detections: ' + ', '.join(r['picture'] for r in runs.values()))
     print(f'full logs: {args.work_dir}/**/<timestamp>/<timestamp>.log and console.log per stage')
-    minutes, seconds = divmod(int(time.time() - start), 60)
-    print(f'done in {minutes} min {seconds} s')
+    say_done(start)
     return 0
 
 

@@ -13,7 +13,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 import mmdas  # noqa: F401
-from mmdas.engine.two_stage import build_runner
+from mmdas.engine import build_runner
 from mmdas.utils import setup_cpu_distributed
 
 

@@ -14,7 +14,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 import mmdas  # noqa: F401  (registers the DAS modules)
-from mmdas.engine.two_stage import build_runner
+from mmdas.engine import build_runner
 from mmdas.utils import setup_cpu_distributed
 
 

@@ -14,28 +14,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 from torch import Tensor
 
-from mmdas.models import DASGate
-from mmdas.utils import load_model_checkpoint, runner_model_cfg
-
-SCOPES = ('mmpretrain', 'mmdet')
-
-
-def build_model(cfg: Config, checkpoint: str) -> nn.Module:
-    """The config's model with every tensor from ``checkpoint`` (a mismatch names its keys)."""
-    scope = cfg.get('default_scope', 'mmdet')
-    if scope not in SCOPES:
-        raise ValueError(f'attention maps support configs of {SCOPES} (default_scope), got '
-                         f'{scope!r}')
-    init_default_scope(scope)
-    model_cfg = runner_model_cfg(cfg)
-    model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)  # all weights come from file
-    model = MODELS.build(model_cfg)
-    load_model_checkpoint(model, checkpoint)
-    model.eval()
-    return model
+from mmdas.apis import ClassifierOutput
+from mmdas.models.backbones import named_gates
 
 
 @dataclass
@@ -88,9 +70,10 @@ def resolve_layers(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
 
 
 def gate_maps(model: nn.Module, inputs: Tensor) -> List[Tuple[str, np.ndarray]]:
-    """Each DAS gate's attention ``A``, averaged over channels: ``(name, H_s x W_s)``."""
+    """The attention map ``A`` of each of the model's gates that exposes one (``attention(x)``,
+    as ``DASGate`` does), averaged over channels: ``(name, H_s x W_s)``."""
     inputs_seen: Dict[str, Tensor] = {}
-    gates = [(name, m) for name, m in model.named_modules() if isinstance(m, DASGate)]
+    gates = [(name, m) for name, m in named_gates(model) if hasattr(m, 'attention')]
     hooks = [
         m.register_forward_hook(
             lambda module, args, out, name=name: inputs_seen.__setitem__(name, args[0]))
@@ -108,17 +91,6 @@ def gate_maps(model: nn.Module, inputs: Tensor) -> List[Tuple[str, np.ndarray]]:
 
 def _forward(model: nn.Module, inputs: Tensor):
     return model.extract_feat(inputs) if hasattr(model, 'extract_feat') else model(inputs)
-
-
-class ClassifierLogits(nn.Module):
-    """An mmpretrain classifier from its normalised input to its class logits."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        return self.classifier(inputs, mode='tensor')
 
 
 class BoxClassScores(nn.Module):
@@ -169,7 +141,7 @@ def explain(model: nn.Module,
         score = float(instances.scores[top])
         target_model = BoxClassScores(model, box)
     else:
-        target_model = ClassifierLogits(model)
+        target_model = ClassifierOutput(model)
         with torch.no_grad():
             probs = target_model(image.inputs).softmax(-1)[0]
         label = int(probs.argmax()) if label is None else label

@@ -25,8 +25,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 
-from mmdas.models import DASGate
-from mmdas.ops import ModulatedDeformConv2dPack
+from mmdas.models.backbones import named_gates
+from mmdas.ops import DispatchingDeformConv2dPack
 
 #: mmcv's deformable-conv functions and where each takes its weight.
 MMCV_DCN_OPS = {
@@ -75,7 +75,7 @@ def reduction_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
 
 
 def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
-    kinds = [ModulatedDeformConv2dPack]
+    kinds = [DispatchingDeformConv2dPack]
     try:
         from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
         kinds += [DeformConv2d, ModulatedDeformConv2d]
@@ -86,13 +86,15 @@ def _deform_modules(model: nn.Module) -> List[Tuple[str, nn.Module]]:
 
 @dataclass
 class Complexity:
-    """Counts for one model and input; MACs are multiply-adds."""
+    """Counts for one model and input; MACs are multiply-adds. ``gate_*`` count the model's
+    gates (whichever the config names: ``gate_types``), ``deform_*`` its deformable convs."""
     params: int
     macs: int
     gate_params: int
     gate_macs: int
     deform_params: int
     deform_macs: int
+    gate_types: Tuple[str, ...] = ()
 
     @property
     def paper_params(self) -> int:
@@ -106,7 +108,8 @@ class Complexity:
 
 
 def analyze(model: nn.Module, inputs: Any) -> Complexity:
-    """Count ``model(inputs)``; DAS gates and deformable convs are also counted on their own."""
+    """Count ``model(inputs)``; its gates (:func:`~mmdas.models.backbones.named_gates`) and
+    deformable convs are also counted on their own."""
     with torch.no_grad():
         analyzer = FlopAnalyzer(model, inputs)
         for op, weight_index in MMCV_DCN_OPS.items():
@@ -117,7 +120,7 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         macs = analyzer.by_module()
     params = parameter_count(model)
-    gates = [name for name, m in model.named_modules() if isinstance(m, DASGate)]
+    gates = named_gates(model)
     deforms = _deform_modules(model)
 
     def own_macs(name: str, module: nn.Module) -> int:
@@ -131,7 +134,9 @@ def analyze(model: nn.Module, inputs: Any) -> Complexity:
     return Complexity(
         params=params[''],
         macs=macs[''],
-        gate_params=sum(params[g] for g in gates),
-        gate_macs=sum(macs[g] for g in gates),
+        gate_params=sum(params[name] for name, _ in gates),
+        gate_macs=sum(macs[name] for name, _ in gates),
         deform_params=sum(own_params(m) for _, m in deforms),
-        deform_macs=sum(own_macs(n, m) for n, m in deforms))
+        deform_macs=sum(own_macs(n, m) for n, m in deforms),
+        gate_types=tuple(sorted({type(gate).__name__
+                                 for _, gate in gates})))

@@ -1,4 +1,5 @@
-"""Timing for the benchmarks: warm each variant until it settles, then alternate them.
+"""Timing for the benchmarks: warm each variant until it settles, then alternate them; latency
+against map size and its growth exponent; peak memory.
 
 Machines are noisy, so variants are compared within one run: after each has been warmed until
 its time settles (the first calls of a shape pay for allocator growth, oneDNN primitive
@@ -7,8 +8,9 @@ slow), the variants run in turn each round and the median per variant is reporte
 """
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
+import numpy as np
 import torch
 
 #: Warm-up ends when the last ``SETTLE_RUNS`` times are within this fraction of their median.
@@ -50,14 +52,15 @@ def warm_until_settled(fn: Callable,
 
 
 def alternate(fns: Dict[str, Callable], rounds: int, device: str = 'cpu') -> Dict[str, float]:
-    """Median seconds of each fn over ``rounds`` rounds in which the fns run in turn, after
-    each fn was warmed until settled."""
+    """Median seconds of each fn over ``rounds`` rounds in which the fns run in turn (every
+    other round in reverse order), after each fn was warmed until settled."""
     for fn in fns.values():
         warm_until_settled(fn, device)
     times: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(time_once(fn, device))
+    names = list(fns)
+    for round_ in range(rounds):  # every other round in reverse: no variant always goes first
+        for name in names if round_ % 2 == 0 else reversed(names):
+            times[name].append(time_once(fns[name], device))
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -69,3 +72,36 @@ def no_grad_forward(module: torch.nn.Module, x: torch.Tensor) -> Callable:
             module(x)
 
     return run
+
+
+def latency_by_size(modules: Dict[str, torch.nn.Module],
+                    channels: int,
+                    sizes: Sequence[int],
+                    rounds: int,
+                    device: str = 'cpu') -> Dict[str, List[float]]:
+    """Forward seconds of each module on a ``channels x size x size`` map, per size (the
+    modules alternating at each size)."""
+    times: Dict[str, List[float]] = {name: [] for name in modules}
+    for size in sizes:
+        x = torch.randn(1, channels, size, size, device=device)
+        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds, device)
+        for name in modules:
+            times[name].append(med[name])
+    return times
+
+
+def growth_exponent(sizes: Sequence[int], seconds: Sequence[float]) -> float:
+    """``k`` of ``t ~ pixels ** k`` fitted on the larger two thirds of the sizes (where fixed
+    per-call costs no longer dominate): 1 = linear in the pixels, 2 = quadratic."""
+    fit = slice(len(sizes) // 3, None)
+    pixels = np.array([s * s for s in sizes], float)
+    return float(np.polyfit(np.log(pixels[fit]), np.log(np.asarray(seconds))[fit], 1)[0])
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident size of this process's own address space (``VmHWM``). Unlike
+    ``getrusage``'s ``ru_maxrss``, it starts afresh at exec, so a child started by a large
+    parent does not report the parent's peak."""
+    with open('/proc/self/status') as f:
+        line = next(line for line in f if line.startswith('VmHWM:'))
+    return int(line.split()[1]) * 1024

@@ -1,10 +1,10 @@
 """Deployment: ONNX export with standard operators, checked in ONNX Runtime."""
 from .onnx import (ATOL, EXPORTERS, RTOL, OutputCheck, compare_outputs, export_onnx,
                    nonstandard_operators, onnxruntime_outputs, operator_types)
-from .targets import ClassifierScores, DetectorFeatures, ExportTarget, build_export_target
+from .targets import DetectorFeatures, ExportTarget, build_export_target
 
 __all__ = [
     'ATOL', 'EXPORTERS', 'RTOL', 'OutputCheck', 'compare_outputs', 'export_onnx',
-    'nonstandard_operators', 'onnxruntime_outputs', 'operator_types', 'ClassifierScores',
-    'DetectorFeatures', 'ExportTarget', 'build_export_target'
+    'nonstandard_operators', 'onnxruntime_outputs', 'operator_types', 'DetectorFeatures',
+    'ExportTarget', 'build_export_target'
 ]

@@ -3,7 +3,6 @@
 The DAS gate's deformable conv exports as the standard ONNX ``DeformConv`` (opset >= 19, see
 :mod:`mmdas.ops.onnx_export`), so an exported DAS model needs nothing but ONNX Runtime.
 """
-import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -133,7 +132,3 @@ def nonstandard_operators(path: str) -> List[str]:
     return sorted(
         {f'{domain}::{op}'
          for domain, op in operator_types(path) if domain not in ('', 'ai.onnx')})
-
-
-def file_size_mb(path: str) -> float:
-    return osp.getsize(path) / 2**20

@@ -17,8 +17,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner, find_latest_checkpoint
+from mmengine.runner import find_latest_checkpoint
+
+from .runner import build_runner
 
 DONE_FILE = 'stage_done.json'
 RECORD_FILE = 'stage_record.json'
@@ -30,11 +31,6 @@ PRESENTATION = dict(runner_type='QuietRunner', hook_type='ProgressBarHook')
 
 class StaleStageError(RuntimeError):
     """A work dir holds a stage trained (or started) under another record."""
-
-
-def build_runner(cfg: Config) -> Runner:
-    """Build the runner a config asks for, as mmdet's and mmpretrain's train.py do."""
-    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def backbone_warmup_cfg(cfg: Config, **train_cfg) -> Config:

@@ -53,15 +53,12 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.utils import _pair
 
 IntPair = Tuple[int, int]
 
 #: Default bound on the values of one chunk of the taps image; 2**22 float32 values = 16 MiB.
 DEFAULT_MAX_ELEMENTS = 2**22
-
-
-def _pair(value) -> IntPair:
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 @contextmanager

@@ -145,7 +145,7 @@ def _deform_conv(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, bias: 
                                          groups, deform_groups)
 
 
-class ModulatedDeformConv2dPack(MMCVModulatedDeformConv2dPack):
+class DispatchingDeformConv2dPack(MMCVModulatedDeformConv2dPack):
     """mmcv's ``ModulatedDeformConv2dPack`` (DCNv2 that predicts its own offsets and mask) with
     the implementation chosen by ``impl``.
 

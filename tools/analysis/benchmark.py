@@ -6,7 +6,7 @@ alternate round by round; medians and ratios are reported (machines are noisy an
 compare ratios from one run).
 
     python tools/analysis/benchmark.py [--device cpu|cuda] [--rounds 7] [--quick]
-        [--sections op backbone detector growth memory onnx] [--before REV]
+        [--sections op backbone detector growth memory onnx onnx_detector] [--before REV]
         [--out work_dirs/bench]
 
 Sections:
@@ -23,26 +23,33 @@ Sections:
             resident size of a fresh process each
   onnx      ONNX Runtime (CPU) latency at 224x224 batch 1 of DAS-R50 and ResNet-50 exported by
             mmdas.deployment, against the same models in PyTorch
+  onnx_detector  the whole Faster R-CNN (DAS-R50 and R50) at 1333x800, image to detections:
+            ONNX Runtime against mmdet's inference_detector
 ``--before REV`` loads the pure-PyTorch deformable conv of a git revision into the same run,
 as the "before" variant of the op, backbone and detector sections. Writes OUT/benchmark.md
 and OUT/gate_scaling.png and prints the table.
 """
 import argparse
+import copy
 import importlib.util
 import os
 import os.path as osp
 import subprocess
 import tempfile
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
 import mmdas  # noqa: F401
 import mmdas.ops.modulated_deform_conv as dispatch
-from mmdas.analysis.timing import alternate, no_grad_forward
+from mmdas.analysis.timing import (alternate, growth_exponent, latency_by_size, no_grad_forward,
+                                   peak_rss_bytes)
 from mmdas.ops import mmcv_ops_available, modulated_deform_conv2d
 
 GATE_SHAPES = ((51, 256, 56), (102, 512, 28), (205, 1024, 14), (410, 2048, 7))
@@ -56,15 +63,17 @@ def ratio(value: float, reference: float) -> str:
     return f'{value / reference:.2f}x'
 
 
-def load_before(rev: str) -> Optional[Callable]:
-    """``modulated_deform_conv2d_torch`` of git revision ``rev``, or None outside a checkout."""
+def load_before(rev: str) -> Callable:
+    """``modulated_deform_conv2d_torch`` as git revision ``rev`` wrote it (run in this checkout;
+    a revision or file that is not there stops the benchmark, naming it)."""
     try:
         source = subprocess.run(['git', 'show', f'{rev}:mmdas/ops/deform_conv_torch.py'],
                                 check=True,
                                 capture_output=True,
                                 text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f'--before {rev}: cannot read mmdas/ops/deform_conv_torch.py at that '
+                         f'revision in this checkout ({err})') from err
     path = osp.join(tempfile.mkdtemp(), 'deform_conv_before.py')
     with open(path, 'w') as f:
         f.write(source)
@@ -74,30 +83,34 @@ def load_before(rev: str) -> Optional[Callable]:
     return module.modulated_deform_conv2d_torch
 
 
-class TorchPathSwap:
-    """Run the dispatch's pure-PyTorch deformable conv as ``fn`` (the "before" variant)."""
-
-    def __init__(self, fn: Optional[Callable]) -> None:
-        self.fn, self.saved = fn, dispatch.modulated_deform_conv2d_torch
-
-    def __enter__(self):
-        if self.fn is not None:
-            dispatch.modulated_deform_conv2d_torch = self.fn
-
-    def __exit__(self, *exc):
-        dispatch.modulated_deform_conv2d_torch = self.saved
+@dataclass
+class Bench:
+    """What every section gets: the device, rounds per comparison, backbone input sizes
+    (batch, h, w), the "before" pure-PyTorch deformable conv (or None) and the output folder."""
+    device: str
+    rounds: int
+    sizes: Sequence[Tuple[int, int, int]]
+    before: Optional[Callable]
+    out: str
 
 
-def run_with(fn: Callable, path: Optional[Callable] = None) -> Callable:
+Row = Tuple[str, str, str, str, str]  # case, pass, variant, median, ratio to the reference
+
+
+def with_torch_path(fn: Callable, path: Optional[Callable]) -> Callable:
+    """``fn`` run with the dispatch's pure-PyTorch deformable conv replaced by ``path`` (the
+    "before" variant); ``fn`` itself when ``path`` is None."""
 
     def run():
-        with TorchPathSwap(path):
+        with mock.patch.object(dispatch, 'modulated_deform_conv2d_torch', path) if path else \
+                nullcontext():
             fn()
 
     return run
 
 
-def op_section(device: str, rounds: int, before: Optional[Callable]) -> List[tuple]:
+def op_section(bench: Bench) -> List[Row]:
+    device, rounds, before = bench.device, bench.rounds, bench.before
     rows = []
     for c_in, c_out, size in GATE_SHAPES:
         torch.manual_seed(0)
@@ -106,7 +119,7 @@ def op_section(device: str, rounds: int, before: Optional[Callable]) -> List[tup
         mask = torch.rand(1, 9, size, size, device=device)
         dense = torch.nn.Conv2d(c_in, c_out, 3, padding=1).to(device)  # a host layer's layout
         # As the gate hands them over: its compressed branch runs channels-last, and its layer
-        # keeps the weight channels-last (see ModulatedDeformConv2dPack).
+        # keeps the weight channels-last (see DispatchingDeformConv2dPack).
         dcn_inputs = [
             t.contiguous(memory_format=torch.channels_last)
             for t in (x, offset, mask, dense.weight.detach())
@@ -121,7 +134,7 @@ def op_section(device: str, rounds: int, before: Optional[Callable]) -> List[tup
             fns = {}
             for name, (impl, path) in variants.items():
                 dcn = partial(modulated_deform_conv2d, padding=1, impl=impl)
-                fns[name] = run_with(timed_pass(dcn, dcn_inputs, mode), path)
+                fns[name] = with_torch_path(timed_pass(dcn, dcn_inputs, mode), path)
             fns['dense conv'] = timed_pass(partial(F.conv2d, padding=1), dense_inputs, mode)
             med = alternate(fns, rounds, device)
             for name, t in med.items():
@@ -143,36 +156,48 @@ def timed_pass(fn: Callable, inputs: List[torch.Tensor], mode: str) -> Callable:
     return run
 
 
-def backbone_section(device: str, rounds: int, sizes, before: Optional[Callable]) -> List[tuple]:
-    import copy
+def resnet50_pair(device: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """mmdet's ResNet-50 (the plain builder's twin) and DAS-ResNet-50 with non-zero offsets
+    (as after training), in eval mode on ``device``."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
 
-    from mmdet.models.backbones import ResNet
-
-    from mmdas.models import DASResNet
-    plain, das = ResNet(50), DASResNet(50, deform_impl='torch')
-    for gate in das.das_gates():  # non-zero offsets, as after training
+    from mmdas.models.backbones import plain_backbone_cfg
+    init_default_scope('mmdet')
+    das_cfg = dict(type='DASResNet', depth=50, deform_impl='torch')
+    plain, das = MODELS.build(plain_backbone_cfg(das_cfg)), MODELS.build(das_cfg)
+    for gate in das.stage_gates():
         torch.nn.init.normal_(gate.deform_conv.conv_offset.weight, 0, 0.01)
+    for model in (plain, das):
+        model.to(device)
+        model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    return plain, das
+
+
+def backbone_section(bench: Bench) -> List[Row]:
+    device, rounds, before = bench.device, bench.rounds, bench.before
+    plain, das = resnet50_pair(device)
     models = {'ResNet-50': (plain, None), 'DAS-R50[torch]': (das, None)}
     if before is not None:
         models['DAS-R50[torch, before]'] = (das, before)
     if mmcv_ops_available():
         mmcv_das = copy.deepcopy(das)
-        for gate in mmcv_das.das_gates():
+        for gate in mmcv_das.stage_gates():
             gate.deform_conv.impl = 'mmcv'
         models['DAS-R50[mmcv]'] = (mmcv_das, None)
     channels_last = {
         'ResNet-50 (channels-last)': copy.deepcopy(plain),
         'DAS-R50[torch] (channels-last)': copy.deepcopy(das)
     }
-    for model in [m for m, _ in models.values()] + list(channels_last.values()):
-        model.to(device)
-        model.eval()  # mmdet's ResNet.train() returns None: no chaining
+    for m in [m for m, _ in models.values()] + list(channels_last.values()):
+        m.to(device)
+        m.eval()
     for m in channels_last.values():
         m.to(memory_format=torch.channels_last)
     rows = []
-    for batch, h, w in sizes:
+    for batch, h, w in bench.sizes:
         x = torch.randn(batch, 3, h, w, device=device)
-        fns = {n: run_with(no_grad_forward(m, x), path) for n, (m, path) in models.items()}
+        fns = {n: with_torch_path(no_grad_forward(m, x), path) for n, (m, path) in models.items()}
         med = alternate(fns, rounds, device)
         rows += [(f'backbone fwd {h}x{w} b{batch}', 'forward', n, ms(t), ratio(t, med['ResNet-50']))
                  for n, t in med.items()]
@@ -199,8 +224,8 @@ def _detector_steps(device: str,
     from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
 
+    from mmdas.apis import unscaled_det_sample
     from mmdas.models.backbones import plain_backbone_cfg
-    from mmdas.utils import unscaled_det_sample
     init_default_scope('mmdet')
     cfg = Config.fromfile('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
     cfg.model.backbone.init_cfg = None
@@ -236,41 +261,34 @@ def _detector_steps(device: str,
     return {name: make_step(name) for name in variants}
 
 
-def detector_section(device: str, rounds: int, before: Optional[Callable]) -> List[tuple]:
-    steps = _detector_steps(device)
-    if before is not None:
-        steps['Faster R-CNN DAS-R50 (before)'] = run_with(steps['Faster R-CNN DAS-R50'], before)
-    med = alternate(steps, rounds, device)
+def detector_section(bench: Bench) -> List[Row]:
+    steps = _detector_steps(bench.device)
+    if bench.before is not None:
+        steps['Faster R-CNN DAS-R50 (before)'] = with_torch_path(steps['Faster R-CNN DAS-R50'],
+                                                                 bench.before)
+    med = alternate(steps, max(1, bench.rounds // 2), bench.device)
     return [('train step 1333x800 b2', 'fwd+bwd+SGD', n, ms(t), ratio(t, med['Faster R-CNN R50']))
             for n, t in med.items()]
 
 
-def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
-    import numpy as np
+def growth_section(bench: Bench) -> List[Row]:
     from mmcv.cnn import NonLocal2d
 
     from mmdas.models import DASGate
-    channels, sizes = 256, (14, 28, 42, 56, 84, 112)
+    device, channels, sizes = bench.device, 256, (14, 28, 42, 56, 84, 112)
     modules = {
         'DAS gate': DASGate(channels).to(device).eval(),
         'NonLocal2d': NonLocal2d(channels).to(device).eval()
     }
-    times = {name: [] for name in modules}
-    for size in sizes:
-        x = torch.randn(1, channels, size, size, device=device)
-        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds, device)
-        for name in modules:
-            times[name].append(med[name])
+    times = latency_by_size(modules, channels, sizes, bench.rounds, device)
     pixels = [s * s for s in sizes]
     rows = []
     for name, ts in times.items():
-        # fit on the larger half, where fixed per-call overheads no longer dominate
-        slope = np.polyfit(np.log(pixels[2:]), np.log(ts[2:]), 1)[0]
         for size, t in zip(sizes, ts):
             rows.append((f'growth {channels}ch {size}x{size}', 'forward', name, ms(t),
                          ratio(t, times['DAS gate'][sizes.index(size)])))
-        rows.append((f'growth: t ~ pixels^k, fitted on {sizes[2]}..{sizes[-1]} px', 'fit', name,
-                     '-', f'k = {slope:.2f}'))
+        rows.append((f'growth: t ~ pixels^k, fitted on {sizes[len(sizes) // 3]}..{sizes[-1]} px',
+                     'fit', name, '-', f'k = {growth_exponent(sizes, ts):.2f}'))
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -283,17 +301,8 @@ def growth_section(device: str, rounds: int, out: str) -> List[tuple]:
     ax.legend()
     ax.grid(True, which='both', alpha=0.3)
     fig.tight_layout()
-    fig.savefig(osp.join(out, 'gate_scaling.png'), dpi=120)
+    fig.savefig(osp.join(bench.out, 'gate_scaling.png'), dpi=120)
     return rows
-
-
-def _peak_rss_bytes() -> int:
-    """Peak resident size of this process's own address space (``VmHWM``). Unlike
-    ``getrusage``'s ``ru_maxrss``, it starts afresh at exec, so a child started by a large
-    parent does not report the parent's peak."""
-    with open('/proc/self/status') as f:
-        line = next(line for line in f if line.startswith('VmHWM:'))
-    return int(line.split()[1]) * 1024
 
 
 def _peak_memory_child(variant: str, device: str, queue) -> None:
@@ -305,11 +314,12 @@ def _peak_memory_child(variant: str, device: str, queue) -> None:
     if device == 'cuda':
         queue.put(torch.cuda.max_memory_allocated())
     else:
-        queue.put(_peak_rss_bytes())
+        queue.put(peak_rss_bytes())
 
 
-def memory_section(device: str) -> List[tuple]:
+def memory_section(bench: Bench) -> List[Row]:
     import multiprocessing as mp
+    device = bench.device
     ctx = mp.get_context('spawn')
     peaks = {}
     for variant in DETECTORS:
@@ -323,18 +333,17 @@ def memory_section(device: str) -> List[tuple]:
              ratio(v, peaks['Faster R-CNN R50'])) for n, v in peaks.items()]
 
 
-def onnx_section(rounds: int, out: str) -> List[tuple]:
+def onnx_section(bench: Bench) -> List[Row]:
     """ONNX Runtime (CPU, the process's thread count) against PyTorch, 224x224 batch 1."""
     import onnxruntime
-    from mmdet.models.backbones import ResNet
 
     from mmdas.deployment import export_onnx
-    from mmdas.models import DASResNet
+    if bench.device != 'cpu':
+        raise ValueError("the onnx section measures ONNX Runtime's CPU provider: run it with "
+                         '--device cpu')
     torch.manual_seed(0)
     x = torch.randn(1, 3, 224, 224)
-    models = {'ResNet-50': ResNet(50), 'DAS-R50': DASResNet(50)}
-    for gate in models['DAS-R50'].das_gates():
-        torch.nn.init.normal_(gate.deform_conv.conv_offset.weight, 0, 0.01)
+    models = dict(zip(('ResNet-50', 'DAS-R50'), resnet50_pair('cpu')))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     # ONNX Runtime's threads spin after a run by default, which slows the PyTorch run that
@@ -343,14 +352,52 @@ def onnx_section(rounds: int, out: str) -> List[tuple]:
     fns = {}
     for name, model in models.items():
         model.eval()
-        path = export_onnx(model, x, osp.join(out, f'{name}.onnx'))
+        path = export_onnx(model, x, osp.join(bench.out, f'{name}.onnx'))
         session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         feed = {session.get_inputs()[0].name: x.numpy()}
         fns[f'{name} ONNX Runtime'] = lambda s=session, f=feed: s.run(None, f)
         fns[f'{name} PyTorch'] = no_grad_forward(model, x)
-    med = alternate(fns, rounds, 'cpu')
+    med = alternate(fns, bench.rounds, 'cpu')
     return [('onnx 224x224 b1', 'forward', n, ms(t), ratio(t, med['ResNet-50 ONNX Runtime']))
             for n, t in med.items()]
+
+
+def onnx_detector_section(bench: Bench) -> List[Row]:
+    """The whole Faster R-CNN (image in, detections out) at the config's test scale, batch 1:
+    ONNX Runtime (CPU, with the NumPy preprocessing) against mmdet's ``inference_detector``,
+    DAS-R50 and R50."""
+    import numpy as np
+    import onnxruntime
+
+    from mmdas.apis import init_model
+    from mmdas.deployment.detector import export_detector, mmdet_detections, onnx_detections
+    if bench.device != 'cpu':
+        raise ValueError('the onnx-detector section measures ONNX Runtime on the CPU')
+    image = np.random.default_rng(0).integers(0, 256, (800, 1333, 3), dtype=np.uint8)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    fns = {}
+    for name, plain in (('Faster R-CNN R50', True), ('Faster R-CNN DAS-R50', False)):
+        model = init_model('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py', plain_backbone=plain)
+        path = export_detector(model, osp.join(bench.out, f'{name.replace(" ", "_")}.onnx'), image)
+        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        fns[f'{name} ONNX Runtime'] = partial(onnx_detections, session, image)
+        fns[f'{name} PyTorch (mmdet)'] = partial(mmdet_detections, model, image)
+    med = alternate(fns, max(1, bench.rounds // 2), 'cpu')
+    return [('whole detector 1333x800 b1', 'image to detections', n, ms(t),
+             ratio(t, med['Faster R-CNN R50 ONNX Runtime'])) for n, t in med.items()]
+
+
+#: The sections, in the order they run; each takes the run's :class:`Bench` and gives rows.
+SECTIONS: Dict[str, Callable[[Bench], List[Row]]] = dict(
+    op=op_section,
+    backbone=backbone_section,
+    detector=detector_section,
+    growth=growth_section,
+    memory=memory_section,
+    onnx=onnx_section,
+    onnx_detector=onnx_detector_section)
 
 
 def main() -> None:
@@ -358,8 +405,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--rounds', type=int, default=7)
-    sections = ['op', 'backbone', 'detector', 'growth', 'memory', 'onnx']
-    parser.add_argument('--sections', nargs='+', default=sections, choices=sections)
+    parser.add_argument('--sections', nargs='+', default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument(
         '--before',
         help='git revision whose pure-PyTorch deformable conv is run as the "before" '
@@ -368,31 +414,27 @@ def main() -> None:
         '--quick', action='store_true', help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')
     args = parser.parse_args()
-    rounds = 3 if args.quick else args.rounds
-    sizes = [(1, 224, 224)] if args.quick else [(1, 224, 224), (32, 224, 224), (1, 800, 1216)]
+    if args.device != 'cpu' and {'onnx', 'onnx_detector'} & set(args.sections):
+        parser.error("the onnx section measures ONNX Runtime on the CPU: leave it out of "
+                     '--sections or use --device cpu')
+    bench = Bench(
+        device=args.device,
+        rounds=3 if args.quick else args.rounds,
+        sizes=[(1, 224, 224)] if args.quick else [(1, 224, 224), (32, 224, 224), (1, 800, 1216)],
+        before=load_before(args.before) if args.before else None,
+        out=args.out)
     device_name = (
         torch.cuda.get_device_name()
         if args.device == 'cuda' else f'CPU, {torch.get_num_threads()} threads')
-    before = load_before(args.before) if args.before else None
     os.makedirs(args.out, exist_ok=True)
     start = time.time()
-    rows = []
-    if 'op' in args.sections:
-        rows += op_section(args.device, rounds, before)
-    if 'backbone' in args.sections:
-        rows += backbone_section(args.device, rounds, sizes, before)
-    if 'detector' in args.sections:
-        rows += detector_section(args.device, max(1, rounds // 2), before)
-    if 'growth' in args.sections:
-        rows += growth_section(args.device, rounds, args.out)
-    if 'memory' in args.sections:
-        rows += memory_section(args.device)
-    if 'onnx' in args.sections and args.device == 'cpu':
-        rows += onnx_section(rounds, args.out)
+    rows = [row for name in SECTIONS if name in args.sections for row in SECTIONS[name](bench)]
+    before = (f'"before": the pure-PyTorch deformable conv of {args.before} (run in today\'s '
+              'gate); ' if args.before else '')
     lines = [
-        f'Device: {device_name}; torch {torch.__version__}; medians of {rounds} alternating '
-        f'rounds after warm-up; "before": the pure-PyTorch deformable conv of {args.before} '
-        f'(run in today\'s gate); {time.time() - start:.0f} s', '',
+        f'Device: {device_name}; torch {torch.__version__}; medians of {bench.rounds} '
+        f'alternating rounds, each variant warmed until settled; {before}'
+        f'{time.time() - start:.0f} s', '',
         '| case | pass | variant | median | ratio to reference |', '|---|---|---|---|---|'
     ]
     lines += ['| ' + ' | '.join(row) + ' |' for row in rows]

@@ -28,14 +28,18 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
-from mmdas.analysis.timing import alternate, no_grad_forward
+from mmdas.analysis.timing import alternate, growth_exponent, latency_by_size, no_grad_forward
+from mmdas.demos import (CLS_CONFIGS, DET_CONFIGS, DetectionSchedule, Stages, ensure_shapes_data,
+                         mean_sd, shapes_cfg, train_and_test, train_and_test_detectors)
+from mmdas.models.backbones import plain_backbone_cfg
+
+Save = Callable[[dict], None]
 
 VARIANTS: Dict[str, Optional[dict]] = {
     'none': None,
@@ -60,20 +64,35 @@ PAPERS = dict(
     DANet='Fu et al. CVPR 2019',
     GC='Cao et al. 2019 (mmcv ContextBlock)',
     NonLocal='Wang et al. CVPR 2018 (mmcv NonLocal2d)')
-CLS_DEMO = 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py'
-DET_DEMO = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
 GROWTH_SIZES = (14, 28, 42, 56, 84, 112)
+#: The detection recipe's iterations in the comparison (longer than make demo's default).
+DET_SCHEDULE = DetectionSchedule(base=300, warmup=60, finetune=200)
 
 
-def backbone(name: str, depth: int = 50):
-    """ResNet with the named module at the DAS placement (plain ResNet for 'none')."""
-    from mmdet.models.backbones import ResNet
+def with_gate(backbone: dict, name: str) -> dict:
+    """A gated backbone config with the named module at the DAS placement; for 'none', its
+    plain twin (:func:`mmdas.models.backbones.plain_backbone_cfg`)."""
+    if VARIANTS[name] is None:
+        return plain_backbone_cfg(backbone)
+    return dict(backbone, gate=dict(VARIANTS[name]))
 
-    from mmdas.models import DASResNet
-    model = ResNet(depth) if VARIANTS[name] is None else DASResNet(depth, gate=VARIANTS[name])
+
+def backbone(name: str, depth: int = 50) -> torch.nn.Module:
+    """mmdet's ResNet with the named module at the DAS placement, in eval mode."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model = MODELS.build(with_gate(dict(type='DASResNet', depth=depth), name))
     model.init_weights()
     model.eval()  # mmdet's ResNet.train() returns None: no chaining
     return model
+
+
+def variant_cfg(path: str, name: str) -> Config:
+    """The demo config at ``path`` with the named module in its backbone."""
+    cfg = Config.fromfile(path)
+    cfg.model.backbone = with_gate(cfg.model.backbone, name)
+    return cfg
 
 
 def gate_module(name: str, channels: int = 256) -> torch.nn.Module:
@@ -81,112 +100,74 @@ def gate_module(name: str, channels: int = 256) -> torch.nn.Module:
     return MODELS.build(dict(VARIANTS[name], in_channels=channels)).eval()
 
 
-def cost_section(names: List[str]) -> dict:
+def cost_section(args, save: Save) -> None:
     out = {}
-    for name in names:
+    for name in args.gates:
         c = analyze(backbone(name), torch.randn(1, 3, 224, 224))
         out[name] = dict(params=c.params, macs=c.macs)
-    return out
+    save(out)
 
 
-def latency_section(names: List[str], rounds: int) -> dict:
+def latency_section(args, save: Save) -> None:
     x = torch.randn(1, 3, 224, 224)
-    models = {name: backbone(name) for name in ['none'] + [n for n in names if n != 'none']}
-    med = alternate({name: no_grad_forward(m, x) for name, m in models.items()}, rounds)
-    return {name: dict(ms=t * 1e3, ratio=t / med['none']) for name, t in med.items()}
+    names = ['none'] + [n for n in args.gates if n != 'none']
+    models = {name: backbone(name) for name in names}
+    med = alternate({name: no_grad_forward(m, x) for name, m in models.items()}, args.rounds)
+    save({name: dict(ms=t * 1e3, ratio=t / med['none']) for name, t in med.items()})
 
 
-def growth_section(names: List[str], rounds: int, sizes=GROWTH_SIZES) -> dict:
-    modules = {name: gate_module(name) for name in names if name != 'none'}
-    times = {name: [] for name in modules}
-    for size in sizes:
-        x = torch.randn(1, 256, size, size)
-        med = alternate({n: no_grad_forward(m, x) for n, m in modules.items()}, rounds)
-        for name in modules:
-            times[name].append(med[name])
-    pixels = np.array([s * s for s in sizes], float)
-    fit = slice(len(sizes) // 3, None)  # the larger sizes: fixed per-call costs matter less
-    return {
+def growth_section(args, save: Save) -> None:
+    modules = {name: gate_module(name) for name in args.gates if name != 'none'}
+    sizes = tuple(args.growth_sizes)
+    times = latency_by_size(modules, 256, sizes, max(1, args.rounds // 2))
+    save({
         name:
-        dict(
-            sizes=list(sizes),
-            ms=[t * 1e3 for t in ts],
-            exponent=float(np.polyfit(np.log(pixels[fit]),
-                                      np.log(ts)[fit], 1)[0]))
+        dict(sizes=list(sizes), ms=[t * 1e3 for t in ts], exponent=growth_exponent(sizes, ts))
         for name, ts in times.items()
-    }
+    })
 
 
-def _variant_backbone_cfg(cfg: Config, name: str) -> None:
-    if VARIANTS[name] is None:
-        cfg.model.backbone.gate_stages = (False, ) * 4
-    else:
-        cfg.model.backbone.gate = dict(VARIANTS[name])
-
-
-def accuracy_section(names: List[str], seeds: List[int], work_dir: str, epochs: int, data_root: str,
-                     save: Callable[[dict], None]) -> dict:
-    from mmdas.datasets import make_shapes_folder
-    from mmdas.engine import build_runner, quiet_cfg, quiet_console
-    if not osp.isdir(osp.join(data_root, 'val')):
-        make_shapes_folder(data_root)
-    results = {name: {} for name in names}
-    runs = [(name, seed) for seed in seeds for name in names]
-    for i, (name, seed) in enumerate(runs, 1):
-        cfg = Config.fromfile(CLS_DEMO)
-        _variant_backbone_cfg(cfg, name)
-        for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-            loader.dataset.data_root = data_root
-        cfg.train_cfg.update(max_epochs=epochs, val_interval=epochs)
-        cfg.param_scheduler.update(T_max=epochs, end=epochs)
-        cfg.default_hooks.checkpoint.interval = epochs
-        cfg.randomness = dict(seed=seed)
-        cfg.work_dir = osp.join(work_dir, 'accuracy', f'{name}_seed{seed}')
-        os.makedirs(cfg.work_dir, exist_ok=True)
+def accuracy_section(args, save: Save) -> None:
+    """The classification demo with each module, once per seed: test top-1."""
+    ensure_shapes_data('classification', args.data_root)
+    runs = [(name, seed) for seed in args.seeds for name in args.gates]
+    stages = Stages(total=len(runs))
+    for name, seed in runs:
+        cfg = shapes_cfg(variant_cfg(CLS_CONFIGS['das'], name), args.data_root, seed, args.epochs)
         t0 = time.time()
-        with quiet_console(osp.join(cfg.work_dir, 'console.log')):
-            runner = build_runner(quiet_cfg(cfg, f'[{i}/{len(runs)}] {name}, seed {seed}'))
-            runner.train()
-            top1 = runner.test()['accuracy/top1']
-        results[name][str(seed)] = dict(top1=top1, seconds=time.time() - t0)
-        save(results)  # an interrupted comparison keeps every finished run
-    return results
+        metrics = train_and_test(cfg, osp.join(args.out, 'accuracy', f'{name}_seed{seed}'), stages,
+                                 f'{name}, seed {seed}')
+        # saved run by run: an interrupted comparison keeps every finished one
+        save({name: {str(seed): dict(top1=metrics['accuracy/top1'], seconds=time.time() - t0)}})
 
 
-def detection_section(names: List[str], seeds: List[int], work_dir: str, data_root: str,
-                      save: Callable[[dict], None]) -> dict:
+def detection_section(args, save: Save) -> None:
     """Per seed: one plain detector, then each module's two-stage schedule from it."""
-    from mmdas.datasets import make_shapes_coco
-    from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console,
-                              run_stage, run_two_stage, shapes_demo_cfg)
-    if not osp.isfile(osp.join(data_root, 'annotations', 'instances_val.json')):
-        make_shapes_coco(data_root)
+    ensure_shapes_data('detection', args.det_data_root)
+    stages = Stages(total=len(args.seeds) * (1 + 3 * len(args.gates)))
+    arms = {name: variant_cfg(DET_CONFIGS['das'], name) for name in args.gates}
+    for seed in args.seeds:
+        t0 = time.time()
+        runs = train_and_test_detectors(arms, variant_cfg(DET_CONFIGS['das'], 'none'), DET_SCHEDULE,
+                                        args.det_data_root, seed,
+                                        osp.join(args.out, 'detection', f'seed{seed}'), stages)
+        seconds = (time.time() - t0) / len(arms)
+        save({
+            name: {
+                str(seed): dict(bbox_mAP=run.metrics['coco/bbox_mAP'], seconds=seconds)
+            }
+            for name, run in runs.items()
+        })
 
-    def demo_cfg(name: str, seed: int, iters: int, title: str) -> Config:
-        cfg = Config.fromfile(DET_DEMO)
-        _variant_backbone_cfg(cfg, name)
-        return quiet_cfg(shapes_demo_cfg(cfg, data_root, seed, iters), title)
 
-    results = {name: {} for name in names}
-    for seed in seeds:
-        root = osp.join(work_dir, 'detection', f'seed{seed}')
-        os.makedirs(root, exist_ok=True)
-        with quiet_console(osp.join(root, 'console.log')):
-            base = run_stage(
-                demo_cfg('none', seed, 300, f'seed {seed}: plain detector'), osp.join(root, 'base'))
-            for name in names:
-                t0 = time.time()
-                warmup = backbone_warmup_cfg(
-                    demo_cfg(name, seed, 60, f'seed {seed}: {name} warm-up'))
-                finetune = demo_cfg(name, seed, 200, f'seed {seed}: {name} fine-tune')
-                final = run_two_stage([warmup, finetune], osp.join(root, name), base)
-                test = demo_cfg(name, seed, 200, f'seed {seed}: {name} test')
-                test.work_dir, test.load_from = osp.join(root, name, 'test'), final
-                metrics = build_runner(test).test()
-                results[name][str(seed)] = dict(
-                    bbox_mAP=metrics['coco/bbox_mAP'], seconds=time.time() - t0)
-                save(results)
-    return results
+#: The sections, in the order they run; each takes the parsed arguments and a ``save``.
+SECTIONS: Dict[str, Callable[..., None]] = dict(
+    cost=cost_section,
+    latency=latency_section,
+    growth=growth_section,
+    accuracy=accuracy_section,
+    detection=detection_section)
+PER_SEED = ('accuracy', 'detection')
 
 
 def mean_spread(values: List[float]) -> str:
@@ -194,8 +175,7 @@ def mean_spread(values: List[float]) -> str:
         return '-'
     if len(values) == 1:
         return f'{values[0]:.3g} (1 seed)'
-    return (f'{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g} '
-            f'(n={len(values)}, {min(values):.3g}-{max(values):.3g})')
+    return (f'{mean_sd(values, ".3g")} (n={len(values)}, {min(values):.3g}-{max(values):.3g})')
 
 
 def table(data: dict, names: List[str]) -> str:
@@ -275,7 +255,7 @@ def main() -> None:
         '--sections',
         nargs='+',
         default=['cost', 'latency', 'growth', 'accuracy'],
-        choices=['cost', 'latency', 'growth', 'accuracy', 'detection'])
+        choices=list(SECTIONS))
     parser.add_argument('--gates', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--rounds', type=int, default=7)
@@ -292,36 +272,28 @@ def main() -> None:
     data = json.load(open(store)) if osp.isfile(store) else {}
     start = time.time()
 
-    def save(section: str, result: dict) -> None:
-        """Merge ``result`` into the store (per module, and per seed for trained sections)."""
-        stored = data.setdefault(section, {})
-        for name, value in result.items():
-            if section in ('accuracy', 'detection'):
-                stored.setdefault(name, {}).update(value)
-            else:
-                stored[name] = value
-        data.setdefault('meta', {})[section] = dict(
-            torch=torch.__version__,
-            threads=torch.get_num_threads(),
-            date=time.strftime('%Y-%m-%d'))
-        with open(store, 'w') as f:
-            json.dump(data, f, indent=1)
+    def saver(section: str) -> Save:
+
+        def save(result: dict) -> None:
+            """Merge ``result`` into the store (per module, and per seed where trained)."""
+            stored = data.setdefault(section, {})
+            for name, value in result.items():
+                if section in PER_SEED:
+                    stored.setdefault(name, {}).update(value)
+                else:
+                    stored[name] = value
+            data.setdefault('meta', {})[section] = dict(
+                torch=torch.__version__,
+                threads=torch.get_num_threads(),
+                date=time.strftime('%Y-%m-%d'))
+            with open(store, 'w') as f:
+                json.dump(data, f, indent=1)
+
+        return save
 
     for section in args.sections:
         print(f'== {section}', flush=True)
-        if section == 'cost':
-            save(section, cost_section(args.gates))
-        elif section == 'latency':
-            save(section, latency_section(args.gates, args.rounds))
-        elif section == 'growth':
-            save(section,
-                 growth_section(args.gates, max(1, args.rounds // 2), tuple(args.growth_sizes)))
-        elif section == 'accuracy':
-            accuracy_section(args.gates, args.seeds, args.out, args.epochs, args.data_root,
-                             lambda result: save('accuracy', result))
-        else:
-            detection_section(args.gates, args.seeds, args.out, args.det_data_root,
-                              lambda result: save('detection', result))
+        SECTIONS[section](args, saver(section))
     names = [n for n in VARIANTS if any(n in data.get(s, {}) for s in data if s != 'meta')]
     text = table(data, names)
     with open(osp.join(args.out, 'compare_gates.md'), 'w') as f:

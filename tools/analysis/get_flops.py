@@ -3,22 +3,20 @@
     python tools/analysis/get_flops.py CONFIG [--shape H W] [--backbone-only] [--plain]
                                         [--cfg-options k=v ...]
 
-Prints the total (multiply-adds, MACs), the DAS gates' share, and the paper-comparable figure
-that leaves the deformable convs' own weights and multiply-adds out (as common FLOP counters
-did). ``--plain`` counts the same config with the plain backbone; ``--backbone-only`` counts
-the backbone alone. Works for mmdet and mmpretrain configs.
+Prints the total (multiply-adds, MACs), the gates' share (whichever gate the config names),
+and the paper-comparable figure that leaves the deformable convs' own weights and multiply-adds
+out (as common FLOP counters did). ``--plain`` counts the same config with the plain backbone;
+``--backbone-only`` counts the backbone alone. Works for mmdet and mmpretrain configs.
 """
 import argparse
 from functools import partial
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
 
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
-from mmdas.models.backbones import plain_backbone_cfg
-from mmdas.utils import runner_model_cfg, unscaled_det_sample
+from mmdas.apis import init_model, unscaled_det_sample
 
 
 def build_inputs(model, shape, scope: str):
@@ -32,15 +30,10 @@ def build_inputs(model, shape, scope: str):
 
 
 def count(cfg: Config, shape, backbone_only: bool, plain: bool):
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    model_cfg = runner_model_cfg(cfg)
-    backbone = dict(model_cfg.backbone, init_cfg=None)  # counting needs no weights
-    model_cfg.backbone = plain_backbone_cfg(backbone) if plain else backbone
-    model = MODELS.build(model_cfg).eval()
+    model = init_model(cfg, plain_backbone=plain)  # counting needs no checkpoint
     if backbone_only:
         return analyze(model.backbone, torch.randn(1, 3, *shape))
-    return analyze(*build_inputs(model, shape, scope))
+    return analyze(*build_inputs(model, shape, cfg.get('default_scope', 'mmdet')))
 
 
 def main() -> None:
@@ -70,7 +63,8 @@ def main() -> None:
     print(f'  params              {c.params / 1e6:10.2f} M')
     print(f'  MACs                {c.macs / 1e9:10.2f} G')
     share = 100 * c.gate_macs / max(c.macs, 1)
-    print(f'  DAS gates           {c.gate_params / 1e6:10.2f} M params, '
+    gates = f"gates ({', '.join(c.gate_types) or 'none'})"
+    print(f'  {gates:<20}{c.gate_params / 1e6:10.2f} M params, '
           f'{c.gate_macs / 1e9:.2f} G MACs ({share:.1f} % of MACs)')
     print(f'  deformable convs    {c.deform_params / 1e6:10.2f} M params, '
           f'{c.deform_macs / 1e9:.2f} G MACs')

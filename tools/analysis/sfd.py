@@ -31,8 +31,9 @@ from mmengine.registry import DATASETS, init_default_scope
 from mmengine.utils import ProgressBar
 
 import mmdas  # noqa: F401
-from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, build_model, explain,
-                            prepare_image, sfd_score, stage_end_layers)
+from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, explain, prepare_image,
+                            sfd_score, stage_end_layers)
+from mmdas.apis import init_model
 from mmdas.datasets import shape_mask_path
 
 
@@ -79,7 +80,7 @@ def _instance_region(inst: dict, shape) -> np.ndarray:
 
 def score_model(cfg: Config, checkpoint: str, items, layers, base: float,
                 threshold: float) -> Dict[str, dict]:
-    model = build_model(cfg, checkpoint)
+    model = init_model(cfg, checkpoint)
     layers = layers or stage_end_layers(model)
     scores: Dict[str, List[float]] = {layer: [] for layer in layers}
     undefined = {layer: 0 for layer in layers}

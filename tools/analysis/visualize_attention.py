@@ -25,8 +25,9 @@ from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 import mmdas  # noqa: F401
-from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, build_model, explain,
-                            prepare_image, sfd_score, stage_end_layers)
+from mmdas.analysis import (DEFAULT_BASE, DEFAULT_THRESHOLD, UndefinedScore, explain, prepare_image,
+                            sfd_score, stage_end_layers)
+from mmdas.apis import init_model
 from mmdas.datasets import is_unreadable_image, shape_mask_path
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -145,7 +146,7 @@ def main() -> int:
     loaded = []
     for tag, config, checkpoint in models:
         cfg = Config.fromfile(config)
-        model = build_model(cfg, checkpoint)
+        model = init_model(cfg, checkpoint)
         layers = args.target_layers or stage_end_layers(model)
         label = osp.splitext(osp.basename(config))[0]
         loaded.append((label, cfg, model, layers))

@@ -1,5 +1,24 @@
-"""Export an mmpretrain classifier (whole) or an mmdet detector (backbone and neck) to ONNX,
-then run the file in ONNX Runtime on the same input and compare it with PyTorch.
+"""Export an mmdet two-stage detector or an mmpretrain classifier whole to ONNX, then run the
+file in ONNX Runtime and compare it with the PyTorch model.
+
+    python tools/deployment/pytorch2onnx.py CONFIG [--checkpoint CKPT] [--out FILE]
+        [--images IMAGE ...] [--coco] [--backbone-only] [--cfg-options k=v ...]
+
+**A detector** (Faster R-CNN family) is exported whole (mmdas.deployment.detector): the image in,
+``dets`` (x1, y1, x2, y2, score in the image's pixels) and ``labels`` out, every test-time setting
+from the config's ``test_cfg``, standard ONNX operators only (``DeformConv``, ``RoiAlign``,
+``NonMaxSuppression``...), free height and width. The preprocessing (keep-ratio resize,
+normalisation, padding) is NumPy (mmdas/deployment/detection_io.py), written into the file's
+metadata; tools/deployment/onnx_infer.py runs the file with onnxruntime, NumPy and OpenCV alone.
+The file is checked against mmdet's own ``inference_detector`` (the test pipeline and
+``model.test_step``) on --images (default: up to 3 images of the config's test set), each also
+at 3/4 of its size: detections matched one to one by class and IoU >= 0.5; the tool exits 1 if a
+matched box moves by more than --max-box-diff pixels, a score by more than --max-score-diff, or
+a detection scoring --unmatched-score or more has no match. --coco also scores both over the
+config's whole test set with pycocotools (bbox AP). --backbone-only exports the backbone and
+neck instead, as below.
+
+**A classifier, or a detector's backbone and neck** (--backbone-only):
 
     python tools/deployment/pytorch2onnx.py CONFIG [--checkpoint CKPT] [--shape H W]
         [--out FILE] [--dynamic-batch] [--dynamic-shape] [--exporter {dynamo,torchscript}]
@@ -11,21 +30,28 @@ file runs in a plain ONNX Runtime. Every output must satisfy
 otherwise the tool exits with status 1. With --dynamic-batch / --dynamic-shape the file is also
 checked at batch 2 and at other sizes (32 px included: a 1x1 map at stride 32).
 The graph starts after the data preprocessor: feed (pixel - mean) / std in NCHW (printed below
-and stored in the file's metadata). Whole Faster R-CNN export needs mmdeploy (README).
+and stored in the file's metadata).
 """
 import argparse
+import contextlib
+import io
 import os
 import os.path as osp
 import sys
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
+import cv2
+import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 
-import mmdas  # noqa: F401
+import mmdas
+from mmdas.apis import init_model
 from mmdas.deployment import (ATOL, EXPORTERS, RTOL, build_export_target, compare_outputs,
                               export_onnx, nonstandard_operators, onnxruntime_outputs,
                               operator_types)
+from mmdas.deployment.detector import (export_detector, match_detections, mmdet_detections,
+                                       onnx_detections)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,6 +80,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--rtol', type=float, default=RTOL)
     parser.add_argument('--atol', type=float, default=ATOL)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    whole = parser.add_argument_group('whole detector')
+    whole.add_argument(
+        '--backbone-only',
+        action='store_true',
+        help="a detector's backbone and neck only (the classifier path's options apply)")
+    whole.add_argument('--images', nargs='+', help='images the file is checked on')
+    whole.add_argument(
+        '--coco',
+        action='store_true',
+        help="bbox AP of PyTorch and ONNX Runtime over the config's test set (pycocotools)")
+    whole.add_argument('--max-box-diff', type=float, default=0.5, help='pixels')
+    whole.add_argument('--max-score-diff', type=float, default=1e-3)
+    whole.add_argument('--unmatched-score', type=float, default=0.1)
     return parser.parse_args()
 
 
@@ -68,16 +107,28 @@ def check_shapes(shape: Tuple[int, int], dynamic_batch: bool,
     return shapes
 
 
+def say_weights(weights: str, skipped: List[str]) -> None:
+    """Where the exported weights come from, and which Pretrained entries were not loaded."""
+    print(f'weights: {weights}')
+    if skipped:
+        print('  Pretrained entries skipped (nothing is downloaded; those parts keep their own '
+              'init): ' + ', '.join(skipped))
+
+
 def main() -> int:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('default_scope', 'mmdet') == 'mmdet' and not args.backbone_only:
+        return export_whole_detector(args, cfg)
+    return export_tensor_model(args, cfg)
+
+
+def export_tensor_model(args, cfg: Config) -> int:
+    """A classifier whole, or a detector's backbone and neck, checked output by output."""
     target = build_export_target(cfg, args.checkpoint)
-    print(f'weights: {target.weights}')
-    if target.skipped_pretrained:
-        print('  Pretrained entries skipped (nothing is downloaded; those parts keep their own '
-              'init): ' + ', '.join(target.skipped_pretrained))
+    say_weights(target.weights, target.skipped_pretrained)
     shape = tuple(args.shape or target.default_shape)
     out = args.out or osp.join('work_dirs', 'onnx',
                                osp.splitext(osp.basename(args.config))[0] + '.onnx')
@@ -121,6 +172,115 @@ def main() -> int:
         print('ONNX export check FAILED:\n  ' + '\n  '.join(failures), file=sys.stderr)
         return 1
     print(f'ONNX Runtime matches PyTorch (rtol {args.rtol:g}, atol {args.atol:g})')
+    return 0
+
+
+def test_images(cfg: Config, count: int = 3) -> List[str]:
+    """Up to ``count`` images of the config's test set, spread over it."""
+    from pycocotools.coco import COCO
+    dataset = cfg.test_dataloader.dataset
+    coco = COCO(osp.join(dataset.data_root, dataset.ann_file))
+    ids = sorted(coco.getImgIds())
+    chosen = [ids[i * len(ids) // count] for i in range(min(count, len(ids)))]
+    folder = osp.join(dataset.data_root, dataset.get('data_prefix', {}).get('img', ''))
+    return [osp.join(folder, coco.loadImgs(i)[0]['file_name']) for i in chosen]
+
+
+def coco_results(detections: Tuple[np.ndarray, np.ndarray], image_id: int,
+                 category_ids: List[int]) -> List[dict]:
+    dets, labels = detections
+    return [
+        dict(
+            image_id=image_id,
+            category_id=category_ids[int(label)],
+            bbox=[float(x1), float(y1), float(x2 - x1),
+                  float(y2 - y1)],
+            score=float(score)) for (x1, y1, x2, y2, score), label in zip(dets, labels)
+    ]
+
+
+def coco_ap(cfg: Config, model, session) -> Dict[str, Tuple[float, float]]:
+    """bbox AP and AP50 of PyTorch (mmdet) and of the ONNX file over the config's test set."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    dataset = cfg.test_dataloader.dataset
+    truth = COCO(osp.join(dataset.data_root, dataset.ann_file))
+    by_name = {c['name']: c['id'] for c in truth.loadCats(truth.getCatIds())}
+    classes = (model.dataset_meta or {}).get('classes') or dataset.metainfo['classes']
+    category_ids = [by_name[name] for name in classes]
+    folder = osp.join(dataset.data_root, dataset.get('data_prefix', {}).get('img', ''))
+    results = dict(pytorch=[], onnx=[])
+    for image_id in sorted(truth.getImgIds()):
+        image = cv2.imread(osp.join(folder, truth.loadImgs(image_id)[0]['file_name']))
+        results['pytorch'] += coco_results(mmdet_detections(model, image), image_id, category_ids)
+        results['onnx'] += coco_results(onnx_detections(session, image), image_id, category_ids)
+    scores = {}
+    for name, found in results.items():
+        evaluation = COCOeval(truth, truth.loadRes(found) if found else COCO(), 'bbox')
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+        scores[name] = (float(evaluation.stats[0]), float(evaluation.stats[1]))
+    return scores
+
+
+def export_whole_detector(args, cfg: Config) -> int:
+    """The whole two-stage detector, checked against mmdet's own detections."""
+    import onnxruntime
+    model = init_model(cfg, args.checkpoint)
+    say_weights(model.weights, model.skipped_pretrained)
+    images = args.images or test_images(cfg)
+    first = cv2.imread(images[0])
+    if first is None:
+        raise SystemExit(f'cannot read the image {images[0]!r}')
+    out = args.out or osp.join('work_dirs', 'onnx',
+                               osp.splitext(osp.basename(args.config))[0] + '.onnx')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    export_detector(
+        model,
+        out,
+        first,
+        opset=args.opset or 19,
+        metadata=dict(exported_by='mmdas ' + mmdas.__version__))
+    ops = [op for _, op in operator_types(out)]
+    print(f'wrote {out}: {len(ops)} nodes (' +
+          ', '.join(f'{ops.count(op)} {op}'
+                    for op in ('DeformConv', 'RoiAlign', 'NonMaxSuppression')) + ')')
+    failures = [f'operators outside the standard ONNX domain: {nonstandard_operators(out)}'
+                ] if nonstandard_operators(out) else []
+    session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
+    print(f'against mmdet (inference_detector), matched by class and IoU >= 0.5; allowed: '
+          f'box {args.max_box_diff} px, score {args.max_score_diff}, nothing unmatched from '
+          f'score {args.unmatched_score}')
+    for path in images:
+        image = cv2.imread(path)
+        if image is None:
+            raise SystemExit(f'cannot read the image {path!r}')
+        smaller = cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+        for label, picture in ((path, image), (f'{path} at 3/4', smaller)):
+            m = match_detections(
+                mmdet_detections(model, picture), onnx_detections(session, picture))
+            ok = (
+                m['max_box_diff'] <= args.max_box_diff
+                and m['max_score_diff'] <= args.max_score_diff
+                and m['top_unmatched_score'] < args.unmatched_score)
+            print(f"  {label}: {m['matched']} matched, box diff {m['max_box_diff']:.2e} px, "
+                  f"score diff {m['max_score_diff']:.2e}, unmatched {m['unmatched_reference']} "
+                  f"(mmdet) / {m['unmatched_candidate']} (onnx), top unmatched score "
+                  f"{m['top_unmatched_score']:.3f} {'ok' if ok else 'FAIL'}")
+            if not ok:
+                failures.append(f'{label}: {m}')
+    if args.coco:
+        scores = coco_ap(cfg, model, session)
+        for name, (ap, ap50) in scores.items():
+            print(f'  COCO bbox AP over the test set, {name}: {ap:.4f} (AP50 {ap50:.4f})')
+        if abs(scores['pytorch'][0] - scores['onnx'][0]) > 0.005:
+            failures.append(f'bbox AP differs by more than 0.005: {scores}')
+    if failures:
+        print('ONNX export check FAILED:\n  ' + '\n  '.join(failures), file=sys.stderr)
+        return 1
+    print('ONNX Runtime matches mmdet')
     return 0
 
 

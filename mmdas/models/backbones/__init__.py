@@ -2,7 +2,7 @@
 import importlib
 import warnings
 
-from .das_backbone import plain_backbone_cfg
+from .das_backbone import StageGatesMixin, named_gates, plain_backbone_cfg
 from .das_mobilenet_v2 import DASMobileNetV2
 from .das_resnet import DASRes2Net, DASResNet, DASResNetV1d, DASResNeXt
 
@@ -18,5 +18,6 @@ for _module, _framework in (('das_resnet_cls', 'mmpretrain'),
                           f'{_framework} failed: {err}')
 
 __all__ = [
-    'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'plain_backbone_cfg'
+    'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'StageGatesMixin',
+    'named_gates', 'plain_backbone_cfg'
 ]

@@ -1,5 +1,6 @@
-"""What every gated backbone shares: gates appended to host stages, freezing, checked loading."""
-from typing import Dict, List, Optional, Sequence
+"""What every gated backbone shares: gates appended to host stages, freezing, checked loading;
+and how any model's gates are found."""
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from mmengine.registry import MODELS
@@ -58,7 +59,7 @@ def gate_attribute(gate: nn.Module) -> str:
     return getattr(type(gate), '_abbr_', type(gate).__name__.lower())
 
 
-class DASGatesMixin:
+class StageGatesMixin:
     """Mixin for a host backbone whose stages are ``nn.Sequential`` attributes.
 
     A gate is appended to a stage as its last module, ``<stage>.<gate _abbr_>`` (a DAS gate:
@@ -73,9 +74,8 @@ class DASGatesMixin:
 
     def _add_gates(self, stage_names: Sequence[str], channels: Sequence[int], gate_cfg: dict,
                    freeze_gates: bool) -> None:
-        self.das_stage_names = tuple(stage_names)
+        self.gated_stages = tuple(stage_names)
         self.freeze_gates = freeze_gates
-        self.gate_cfg = gate_cfg
         self.gate_name = None
         for name, num_channels in zip(stage_names, channels):
             gate = build_gate(gate_cfg, num_channels)
@@ -83,11 +83,11 @@ class DASGatesMixin:
             getattr(self, name).add_module(self.gate_name, gate)
         self._freeze_stages()
 
-    def das_gates(self) -> List[nn.Module]:
+    def stage_gates(self) -> List[nn.Module]:
         """The stage gates, first stage first (DAS gates or whichever ``gate`` configures)."""
         return [
             getattr(getattr(self, name), self.gate_name)
-            for name in getattr(self, 'das_stage_names', ())
+            for name in getattr(self, 'gated_stages', ())
         ]
 
     def is_gate_key(self, key: str) -> bool:
@@ -102,7 +102,7 @@ class DASGatesMixin:
         if getattr(self, 'freeze_gates', True):
             return
         frozen = set(self._frozen_stage_names())
-        for name, gate in zip(self.das_stage_names, self.das_gates()):
+        for name, gate in zip(self.gated_stages, self.stage_gates()):
             if name in frozen:
                 gate.train(self.training)
                 for param in gate.parameters():
@@ -119,7 +119,7 @@ class DASGatesMixin:
         """
         super().train(mode)
         frozen = set(self._frozen_stage_names()) if getattr(self, 'freeze_gates', False) else ()
-        for name, gate in zip(getattr(self, 'das_stage_names', ()), self.das_gates()):
+        for name, gate in zip(getattr(self, 'gated_stages', ()), self.stage_gates()):
             if name not in frozen:
                 gate.train(mode)
         return self
@@ -134,13 +134,31 @@ class DASGatesMixin:
         if pretrained is not None:
             self.init_cfg = None
         super().init_weights()
-        for gate in self.das_gates():  # hosts re-init every Conv2d; a gate starts its own way
+        for gate in self.stage_gates():  # hosts re-init every Conv2d; a gate starts its own way
             if hasattr(gate, 'init_weights'):
                 gate.init_weights()
         if pretrained is not None:
             self.init_cfg = pretrained
             load_checked(
                 self, pretrained, may_be_missing=self.is_gate_key, convert=self.convert_pretrained)
+
+
+PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+def named_gates(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """Every gate in ``model`` with its module name, whatever its class: those a module lists
+    itself (a gated backbone's :meth:`StageGatesMixin.stage_gates`), and the plugins mmcv's
+    ``build_plugin_layer`` put into a host's blocks (the blocks' ``<position>_plugin_names``)."""
+    names = {id(module): name for name, module in model.named_modules()}
+    gates = []
+    for name, module in model.named_modules():
+        if callable(getattr(module, 'stage_gates', None)):
+            gates += [(names[id(gate)], gate) for gate in module.stage_gates()]
+        for position in PLUGIN_POSITIONS:
+            for plugin in getattr(module, f'{position}_plugin_names', None) or ():
+                gates.append((f'{name}.{plugin}' if name else plugin, getattr(module, plugin)))
+    return gates
 
 
 def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:

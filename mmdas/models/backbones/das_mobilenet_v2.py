@@ -13,7 +13,7 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.utils import is_seq_of
 from torch import Tensor
 
-from .das_backbone import DASGatesMixin, gate_config
+from .das_backbone import StageGatesMixin, gate_config
 
 GATEABLE = tuple(range(7))
 
@@ -62,7 +62,7 @@ def convert_mobilenet_v2_keys(state: Dict[str, Tensor], backbone: nn.Module) -> 
     return converted
 
 
-class DASMobileNetV2Mixin(DASGatesMixin):
+class DASMobileNetV2Mixin(StageGatesMixin):
     """Shared constructor of the gated MobileNetV2 flavours.
 
     Args:

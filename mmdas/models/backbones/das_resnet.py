@@ -20,10 +20,10 @@ from mmdet.models.backbones import ResNetV1d as MMDetResNetV1d
 from mmdet.models.backbones import ResNeXt as MMDetResNeXt
 from mmdet.registry import MODELS as MMDET_MODELS
 
-from .das_backbone import DASGatesMixin, check_stage_flags, gate_config
+from .das_backbone import StageGatesMixin, check_stage_flags, gate_config
 
 
-class DASResNetMixin(DASGatesMixin):
+class DASResNetMixin(StageGatesMixin):
     """Shared constructor of the gated ResNet-family backbones.
 
     Args:

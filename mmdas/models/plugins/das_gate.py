@@ -17,7 +17,7 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
-from mmdas.ops import ModulatedDeformConv2dPack
+from mmdas.ops import DispatchingDeformConv2dPack
 from ..layers import GroupNormAnySize
 
 
@@ -55,7 +55,7 @@ class DASGate(nn.Module):
         self.pointwise = nn.Conv2d(in_channels, hidden, 1)
         self.compress_norm = GroupNormAnySize(hidden, hidden)  # InstanceNorm with affine
         self.act = nn.GELU()
-        self.deform_conv = ModulatedDeformConv2dPack(
+        self.deform_conv = DispatchingDeformConv2dPack(
             hidden, in_channels, 3, padding=1, impl=deform_impl)
         self.gate_norm = GroupNormAnySize(1, in_channels)  # LayerNorm over (C, H, W)
         self.init_weights()

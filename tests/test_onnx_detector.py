@@ -1,0 +1,158 @@
+"""The whole two-stage detector in ONNX Runtime against mmdet's own test path: every detector
+config we ship, standard operators only, a tool that exits 1 on a mismatch, and inference
+without torch."""
+import os.path as osp
+
+import cv2
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmdas  # noqa: F401
+from mmdas.apis import init_model
+from mmdas.deployment import nonstandard_operators, operator_types
+from mmdas.deployment.detector import (export_detector, match_detections, mmdet_detections,
+                                       onnx_detections, within_tolerance)
+from utils import ROOT, run_tool
+
+DEMO = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
+FAMILIES = [
+    # (config, DeformConv nodes): every detector config we ship, and mmdet's plain twin
+    (DEMO, 4),
+    ('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py', 4),
+    ('configs/das/faster-rcnn_das-r101_fpn_1x_coco.py', 4),
+    ('configs/das/faster-rcnn_das-x101-32x4d_fpn_1x_coco.py', 4),
+    ('configs/das/faster-rcnn_das-mobilenetv2_fpn_1x_coco.py', 4),
+    ('configs/das/faster-rcnn_r50-das-plugin_fpn_1x_coco.py', None),
+    ('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 0),
+]
+
+
+def small_cfg(config: str, data: str) -> Config:
+    """The config at a small test scale (128 px), its test set pointed at ``data``."""
+    if config.startswith('mmdet::'):
+        from mmengine.hub import get_config
+        cfg = get_config(config)
+    else:
+        cfg = Config.fromfile(osp.join(ROOT, config))
+    resize = next(t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize')
+    if config != DEMO:
+        resize['scale'] = (128, 128)
+    cfg.test_dataloader.dataset.data_root = osp.join(data, '')
+    return cfg
+
+
+def written_checkpoint(cfg: Config, path: str, images) -> str:
+    """A checkpoint of the config's model that behaves like a trained one where it matters
+    here: batch-norm statistics measured on ``images`` (without them the hosts' own init lets
+    MobileNetV2's features vanish layer by layer, and every score ties), and classifiers that
+    give spread-out scores (the initial ones score every box alike, below the threshold); the
+    box regressions keep their near-zero init, so boxes stay anchor- and proposal-shaped."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    model = init_model(cfg)
+    batch = torch.stack(
+        [torch.from_numpy(cv2.resize(i, (128, 128))).permute(2, 0, 1).float() for i in images])
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    for norm in norms:  # a cumulative average over the batch: its statistics
+        norm.train()
+        norm.momentum = None
+        norm.reset_running_stats()
+    with torch.no_grad():
+        model.extract_feat(model.data_preprocessor(dict(inputs=list(batch)), False)['inputs'])
+    generator = torch.Generator().manual_seed(0)
+    for name, param in model.named_parameters():
+        if name.startswith(('rpn_head.rpn_cls', 'roi_head.bbox_head.fc_cls')):
+            param.data.normal_(0, 0.03, generator=generator)
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return path
+
+
+def shapes_images(data: str, count: int = 4):
+    return [cv2.imread(osp.join(data, 'val', f'val_0000{i}.jpg')) for i in range(count)]
+
+
+@pytest.mark.parametrize('config, deform_convs', FAMILIES, ids=[c for c, _ in FAMILIES])
+def test_whole_detector_matches_mmdet(config, deform_convs, coco_shapes, tmp_path):
+    cfg = small_cfg(config, coco_shapes)
+    images = shapes_images(coco_shapes)
+    model = init_model(cfg, written_checkpoint(cfg, str(tmp_path / 'model.pth'), images))
+    images = images[:2]
+    path = export_detector(model, str(tmp_path / 'det.onnx'), images[0])
+    assert nonstandard_operators(path) == []
+    ops = [op for _, op in operator_types(path)]
+    assert ops.count('RoiAlign') == 4 and ops.count('NonMaxSuppression') == 2
+    if deform_convs is not None:
+        assert ops.count('DeformConv') == deform_convs
+    else:  # the plugin: one gate per Bottleneck of stages 2-4 (4 + 6 + 3 blocks)
+        assert ops.count('DeformConv') == 13
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    smaller = cv2.resize(images[1], None, fx=0.75, fy=0.75)  # another input size: free H, W
+    max_per_img = cfg.model.test_cfg.rcnn.max_per_img
+    for image in images + [smaller]:
+        reference = mmdet_detections(model, image)
+        match = match_detections(reference, onnx_detections(session, image))
+        assert match['matched'] >= 5, match
+        assert match['max_box_diff'] < 0.05 and match['max_score_diff'] < 1e-3, match
+        if match['matched'] < len(reference[0]):  # only at the max_per_img cut
+            assert len(reference[0]) == max_per_img, match
+            assert match['unmatched_reference'] <= 0.05 * max_per_img, match
+        assert within_tolerance(match, max_per_img, len(reference[0]), 0.05, 1e-3, 0.1), match
+
+
+def test_detections_are_in_the_input_images_pixels(coco_shapes, tmp_path):
+    """A larger copy of an image gives the same detections scaled up (the resize inside the
+    preprocessing is undone), and every box lies inside the image."""
+    cfg = small_cfg(DEMO, coco_shapes)
+    images = shapes_images(coco_shapes)
+    model = init_model(cfg, written_checkpoint(cfg, str(tmp_path / 'model.pth'), images))
+    image = images[0]
+    session = onnxruntime.InferenceSession(
+        export_detector(model, str(tmp_path / 'det.onnx'), image),
+        providers=['CPUExecutionProvider'])
+    dets, _ = onnx_detections(session, image)
+    h, w = image.shape[:2]
+    assert len(dets) and (dets[:, :4] >= 0).all()
+    assert (dets[:, [0, 2]] <= w).all() and (dets[:, [1, 3]] <= h).all()
+    reference = mmdet_detections(model, image)
+    np.testing.assert_allclose(np.sort(dets[:, 4]), np.sort(reference[0][:, 4]), atol=1e-4)
+
+
+def test_the_tool_checks_against_mmdet_and_onnx_infer_runs_without_torch(coco_shapes, tmp_path):
+    cfg = small_cfg(DEMO, coco_shapes)
+    checkpoint = written_checkpoint(cfg, str(tmp_path / 'model.pth'), shapes_images(coco_shapes))
+    out = str(tmp_path / 'det.onnx')
+    options = [
+        '--cfg-options', f'test_dataloader.dataset.data_root={coco_shapes}/',
+        f'test_evaluator.ann_file={coco_shapes}/annotations/instances_val.json'
+    ]
+    proc = run_tool('tools/deployment/pytorch2onnx.py',
+                    [osp.join(ROOT, DEMO), '--checkpoint', checkpoint, '--out', out, '--coco'] +
+                    options)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '4 DeformConv, 4 RoiAlign, 2 NonMaxSuppression' in proc.stdout
+    assert proc.stdout.count(' ok\n') == 6  # 3 test images, each also at 3/4 of its size
+    aps = [
+        float(line.split(': ')[1].split()[0]) for line in proc.stdout.splitlines()
+        if 'COCO bbox AP over the test set' in line
+    ]
+    assert len(aps) == 2 and abs(aps[0] - aps[1]) <= 0.005
+    # so strict a tolerance that rounding fails it: the tool says so and exits 1
+    proc = run_tool(
+        'tools/deployment/pytorch2onnx.py',
+        [osp.join(ROOT, DEMO), '--checkpoint', checkpoint, '--out', out, '--max-score-diff', '-1'] +
+        options)
+    assert proc.returncode == 1 and 'ONNX export check FAILED' in proc.stderr
+    # onnx_infer.py with torch, mmcv, mmdet and mmengine made unimportable
+    image = osp.join(coco_shapes, 'val', 'val_00000.jpg')
+    blocked = ("import sys, runpy; sys.modules.update(torch=None, mmcv=None, mmdet=None, "
+               "mmengine=None); sys.argv = sys.argv[1:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = run_tool('-c', [
+        blocked, 'tools/deployment/onnx_infer.py', out, image, '--out',
+        str(tmp_path / 'drawn'), '--score-thr', '0.0'
+    ])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'detection(s) with score >= 0.0' in proc.stdout
+    assert cv2.imread(str(tmp_path / 'drawn' / 'val_00000.jpg')).shape == cv2.imread(image).shape
