@@ -156,3 +156,15 @@ def test_the_tool_checks_against_mmdet_and_onnx_infer_runs_without_torch(coco_sh
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'detection(s) with score >= 0.0' in proc.stdout
     assert cv2.imread(str(tmp_path / 'drawn' / 'val_00000.jpg')).shape == cv2.imread(image).shape
+
+
+def test_what_the_graph_does_not_cover_is_refused_by_name(coco_shapes):
+    from mmdas.deployment.detector import TwoStageDetectorGraph
+    cfg = small_cfg(DEMO, coco_shapes)
+    cfg.model.test_cfg.rcnn.nms = dict(type='soft_nms', iou_threshold=0.5)
+    with pytest.raises(ValueError, match=r"test_cfg.rcnn.nms.type='soft_nms'.*type='nms' only"):
+        TwoStageDetectorGraph(init_model(cfg))
+    cfg = small_cfg(DEMO, coco_shapes)
+    cfg.model.roi_head.bbox_head.reg_class_agnostic = True
+    with pytest.raises(ValueError, match='class-agnostic'):
+        TwoStageDetectorGraph(init_model(cfg))

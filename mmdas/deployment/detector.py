@@ -101,7 +101,16 @@ class TwoStageDetectorGraph(nn.Module):
                                  'and neck with --backbone-only')
         self.detector = detector
         self.rpn_cfg, self.rcnn_cfg = detector.test_cfg.rpn, detector.test_cfg.rcnn
-        bbox_head = detector.roi_head.bbox_head
+        roi_head = detector.roi_head
+        if getattr(roi_head, 'with_mask', False) or not isinstance(roi_head.bbox_head, nn.Module):
+            raise ValueError('whole-detector export covers Faster R-CNN-style RoI heads (one box '
+                             f'head, no masks); {type(roi_head).__name__} is not one. Export the '
+                             'backbone and neck with --backbone-only')
+        for name, cfg in (('rpn', self.rpn_cfg), ('rcnn', self.rcnn_cfg)):
+            if cfg.nms.get('type', 'nms') != 'nms':
+                raise ValueError(f"test_cfg.{name}.nms.type={cfg.nms['type']!r}: the export writes "
+                                 "ONNX's NonMaxSuppression, i.e. type='nms' only")
+        bbox_head = roi_head.bbox_head
         if getattr(bbox_head, 'reg_class_agnostic', False):
             raise ValueError('class-agnostic box regression is not covered by the export')
         for coder in (detector.rpn_head.bbox_coder, bbox_head.bbox_coder):
