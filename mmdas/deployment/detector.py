@@ -39,6 +39,8 @@ import torch.nn as nn
 import torchvision
 from torch import Tensor
 
+from mmdas.apis import model_cfg
+
 #: Names of the graph's inputs and outputs (outputs as mmdeploy names them).
 INPUT_NAMES = ['image', 'image_info']
 #: ``DeltaXYWHBBoxCoder.decode``'s default, which mmdet's heads do not override.
@@ -207,7 +209,7 @@ def preprocessing_metadata(cfg) -> Dict[str, str]:
     resize = next((t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'), None)
     if resize is None or not resize.get('keep_ratio', False):
         raise ValueError('whole-detector export expects a keep-ratio Resize in the test pipeline')
-    pre = cfg.model.data_preprocessor
+    pre = model_cfg(cfg).get('data_preprocessor') or {}
     return dict(
         scale=str(list(resize['scale'])),
         mean=str(list(pre.get('mean', [0, 0, 0]))),
@@ -234,9 +236,7 @@ def export_detector(model: nn.Module,
 
     from .detection_io import preprocess
     meta = dict(preprocessing_metadata(model.cfg), **(metadata or {}))
-    classes = (getattr(model, 'dataset_meta', None) or {}).get('classes') or \
-        model.cfg.test_dataloader.dataset.get('metainfo', {}).get('classes', ())
-    meta['classes'] = str(list(classes))
+    meta['classes'] = str(list(model.dataset_meta.get('classes', ())))
     image, info = preprocess(image_bgr, meta)
     graph = TwoStageDetectorGraph(model).eval()
     with torch.no_grad(), warnings.catch_warnings():

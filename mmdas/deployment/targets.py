@@ -8,7 +8,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from torch import Tensor
 
-from mmdas.apis import ClassifierOutput, init_model
+from mmdas.apis import ClassifierOutput, init_model, model_cfg
 
 
 class DetectorFeatures(nn.Module):
@@ -41,7 +41,7 @@ class ExportTarget:
 
 def _preprocessing(cfg: Config) -> Dict[str, str]:
     """What the data preprocessor does before the exported graph (it is not part of it)."""
-    pre = cfg.model.get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    pre = model_cfg(cfg).get('data_preprocessor') or {}
     to_rgb = pre.get('bgr_to_rgb', pre.get('to_rgb', False))
     return dict(
         mean=str(list(pre.get('mean', []))),

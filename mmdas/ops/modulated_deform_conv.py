@@ -29,6 +29,8 @@ from .deform_conv_torch import modulated_deform_conv2d_torch
 from .onnx_export import deform_conv2d_onnx
 
 DEFORM_IMPLS = ('auto', 'mmcv', 'torch')
+#: Dtypes the implementations compute in as they are; any other is computed in float32.
+FULL_PRECISION = (torch.float32, torch.float64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -126,9 +128,6 @@ def modulated_deform_conv2d(x: Tensor,
         return out.to(out_dtype)
     return _deform_conv(x, offset, mask, weight, bias, stride, padding, dilation, groups,
                         deform_groups, impl)
-
-
-FULL_PRECISION = (torch.float32, torch.float64)
 
 
 def _deform_conv(x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, bias: Optional[Tensor],

@@ -42,13 +42,9 @@ def fit_problems(own: Dict[str, Tensor],
                  may_be_missing: Callable[[str], bool] = lambda key: False,
                  unexpected_allowed: bool = False) -> List[str]:
     """What keeps ``state`` from filling the model whose state dict is ``own``: tensors missing
-    (except those ``may_be_missing`` allows, and BatchNorm counters, which older torchvision
-    files lack and which hold no weights), tensors of another shape and, unless allowed, tensors
-    the model does not have. Empty when it fits."""
-    missing = [
-        k for k in own
-        if k not in state and not may_be_missing(k) and not k.endswith('num_batches_tracked')
-    ]
+    (except those ``may_be_missing`` allows), tensors of another shape and, unless allowed,
+    tensors the model does not have. Empty when it fits."""
+    missing = [k for k in own if k not in state and not may_be_missing(k)]
     unexpected = [] if unexpected_allowed else [k for k in state if k not in own]
     reshaped = [
         f'{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}' for k in own

@@ -175,15 +175,20 @@ def export_tensor_model(args, cfg: Config) -> int:
     return 0
 
 
-def test_images(cfg: Config, count: int = 3) -> List[str]:
-    """Up to ``count`` images of the config's test set, spread over it."""
+def test_set(cfg: Config):
+    """The config's COCO-format test set: its annotations and a function from image id to path."""
     from pycocotools.coco import COCO
     dataset = cfg.test_dataloader.dataset
     coco = COCO(osp.join(dataset.data_root, dataset.ann_file))
-    ids = sorted(coco.getImgIds())
-    chosen = [ids[i * len(ids) // count] for i in range(min(count, len(ids)))]
     folder = osp.join(dataset.data_root, dataset.get('data_prefix', {}).get('img', ''))
-    return [osp.join(folder, coco.loadImgs(i)[0]['file_name']) for i in chosen]
+    return coco, lambda image_id: osp.join(folder, coco.loadImgs(image_id)[0]['file_name'])
+
+
+def test_images(cfg: Config, count: int = 3) -> List[str]:
+    """Up to ``count`` images of the config's test set, spread over it."""
+    coco, path = test_set(cfg)
+    ids = sorted(coco.getImgIds())
+    return [path(ids[i * len(ids) // count]) for i in range(min(count, len(ids)))]
 
 
 def coco_results(detections: Tuple[np.ndarray, np.ndarray], image_id: int,
@@ -203,15 +208,12 @@ def coco_ap(cfg: Config, model, session) -> Dict[str, Tuple[float, float]]:
     """bbox AP and AP50 of PyTorch (mmdet) and of the ONNX file over the config's test set."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    dataset = cfg.test_dataloader.dataset
-    truth = COCO(osp.join(dataset.data_root, dataset.ann_file))
+    truth, path = test_set(cfg)
     by_name = {c['name']: c['id'] for c in truth.loadCats(truth.getCatIds())}
-    classes = (model.dataset_meta or {}).get('classes') or dataset.metainfo['classes']
-    category_ids = [by_name[name] for name in classes]
-    folder = osp.join(dataset.data_root, dataset.get('data_prefix', {}).get('img', ''))
+    category_ids = [by_name[name] for name in model.dataset_meta['classes']]
     results = dict(pytorch=[], onnx=[])
     for image_id in sorted(truth.getImgIds()):
-        image = cv2.imread(osp.join(folder, truth.loadImgs(image_id)[0]['file_name']))
+        image = cv2.imread(path(image_id))
         results['pytorch'] += coco_results(mmdet_detections(model, image), image_id, category_ids)
         results['onnx'] += coco_results(onnx_detections(session, image), image_id, category_ids)
     scores = {}

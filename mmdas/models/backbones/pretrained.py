@@ -30,7 +30,12 @@ def load_checked(module: nn.Module, init_cfg: dict, may_be_missing: Callable[[st
     except FileNotFoundError as err:
         raise FileNotFoundError(f'init_cfg {err}') from err
     own = module.state_dict()
-    problems = fit_problems(own, state, may_be_missing, unexpected_allowed=True)
+    # BN counters are absent from older torchvision files and carry no weights.
+    problems = fit_problems(
+        own,
+        state,
+        lambda key: may_be_missing(key) or key.endswith('num_batches_tracked'),
+        unexpected_allowed=True)
     if problems:
         raise ValueError(
             f'init_cfg checkpoint {checkpoint!r} does not fit {type(module).__name__}: ' +
