@@ -5,8 +5,11 @@
 #   make format       rewrite the code with isort and yapf
 #   make demo         install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
 #   make demo-cls     install if needed, then the classification demo (DAS and plain ResNet-18)
-#   make demo-seeds   both demos over seeds 0, 1, 2: the README's mean and spread
-#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal (slow: ~1 h)
+#   make demo-seeds   both demos over seeds 0, 1, 2 on the test splits: the README's mean, spread
+#                     and paired differences
+#   make tune-cls     the classification demo's learning rates, chosen on val (~8 min)
+#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal, each
+#                     with its learning rate chosen on val (slow: ~1.5 h)
 #   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,7 +22,7 @@ REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
 CONSTRAINTS := -c requirements/constraints.txt
 LINTED := mmdas tools tests configs setup.py
 
-.PHONY: install test lint format demo demo-cls demo-seeds compare bench clean-venv
+.PHONY: install test lint format demo demo-cls demo-seeds tune-cls compare bench clean-venv
 
 install: $(STAMP)
 
@@ -55,8 +58,11 @@ demo-cls: install
 	$(PY) tools/demo_cls.py
 
 demo-seeds: install
-	$(PY) tools/demo.py --seeds 0 1 2 --work-dir work_dirs/demo_seeds
-	$(PY) tools/demo_cls.py --seeds 0 1 2 --work-dir work_dirs/demo_cls_seeds
+	$(PY) tools/demo.py --seeds 0 1 2
+	$(PY) tools/demo_cls.py --seeds 0 1 2
+
+tune-cls: install
+	$(PY) tools/tune_demo_cls.py
 
 compare: install
 	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy

@@ -15,9 +15,9 @@ def scope():
 
 @pytest.fixture(scope='session')
 def coco_shapes(tmp_path_factory) -> str:
-    """A COCO-format detection set: 16 train / 8 val images of 96 px."""
+    """A COCO-format detection set: 16 train / 8 val / 8 test images of 96 px."""
     root = str(tmp_path_factory.mktemp('coco_shapes'))
-    make_shapes_coco(root, num_train=16, num_val=8, size=96)
+    make_shapes_coco(root, num_train=16, num_val=8, num_test=8, size=96)
     return root
 
 
@@ -29,15 +29,17 @@ def _folder_set(tmp_path_factory, name: str, **sizes) -> str:
 
 @pytest.fixture(scope='session')
 def cls_shapes(tmp_path_factory) -> str:
-    """An mmpretrain folder set: 8 train / 4 val images per class, 32 px."""
-    return _folder_set(tmp_path_factory, 'cls_shapes', num_val_per_class=4, size=32)
+    """An mmpretrain folder set: 8 train / 4 val / 4 test images per class, 32 px."""
+    return _folder_set(
+        tmp_path_factory, 'cls_shapes', num_val_per_class=4, num_test_per_class=4, size=32)
 
 
 @pytest.fixture(scope='session')
 def cls_shapes_64(tmp_path_factory) -> str:
-    """An mmpretrain folder set at 64 px (stage 4 still has a 2x2 map): 8 train / 8 val images
-    per class, the val images the classification demo draws included."""
-    return _folder_set(tmp_path_factory, 'cls_shapes_64', num_val_per_class=8, size=64)
+    """An mmpretrain folder set at 64 px (stage 4 still has a 2x2 map): 8 train / 8 val / 8 test
+    images per class, the test images the classification demo draws included."""
+    return _folder_set(
+        tmp_path_factory, 'cls_shapes_64', num_val_per_class=8, num_test_per_class=8, size=64)
 
 
 @pytest.fixture(scope='session')

@@ -158,6 +158,46 @@ def test_a_stage_without_a_record_is_not_reused(shapes, tmp_path):
         run_stage(cfg, work)
 
 
+@pytest.mark.parametrize('aligned', [True, False])
+def test_demo_roi_align_through_torchvision_is_mmcvs_kernel(aligned):
+    """The demo detector pools RoIs with torchvision's kernel (mmcv's RoIAlign with
+    use_torchvision=True): the same output and input gradient as mmcv's own CPU kernel, for
+    boxes inside, across and outside the map's border, and degenerate ones."""
+    from mmcv.ops import RoIAlign
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, 20, 24, dtype=torch.float64, requires_grad=True)
+    corners = torch.rand(200, 2) * 100 - 10
+    boxes = torch.cat([corners, corners + torch.rand(200, 2) * 60], 1)
+    boxes[:10, 2:] = boxes[:10, :2]  # zero-size boxes
+    boxes[10:20] = torch.tensor([0., 0., 96., 80.])  # the whole map, integer corners
+    rois = torch.cat([torch.randint(0, 3, (200, 1)).double(), boxes.double()], 1)
+    outputs, grads = [], []
+    for use_torchvision in (False, True):
+        layer = RoIAlign(7, 0.25, 2, aligned=aligned, use_torchvision=use_torchvision)
+        y = layer(x, rois.clone())
+        (gx, ) = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), x)
+        outputs.append(y)
+        grads.append(gx)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=1e-12)
+    cfg = Config.fromfile(DEMO)
+    assert cfg.model.roi_head.bbox_roi_extractor.roi_layer.use_torchvision
+
+
+def test_a_start_retrained_in_place_makes_the_next_stage_another(shapes, tmp_path):
+    """The path a stage starts from is not enough: an earlier stage retrained into the same
+    work dir writes other weights under the same name."""
+    cfg = tiny_cfg(shapes, tmp_path, iters=2)
+    start = run_stage(cfg, str(tmp_path / 'start'))
+    run_stage(cfg, str(tmp_path / 'next'), load_from=start)
+    changed = cfg.copy()
+    changed.optim_wrapper = dict(
+        cfg.optim_wrapper, optimizer=dict(cfg.optim_wrapper.optimizer, lr=0.5))
+    assert run_stage(changed, str(tmp_path / 'start'), retrain_stale=True) == start  # same name
+    with pytest.raises(StaleStageError, match='other content than when this stage started'):
+        run_stage(cfg, str(tmp_path / 'next'), load_from=start)
+
+
 def test_presentation_is_not_part_of_a_stage(shapes, tmp_path):
     from mmdas.engine import quiet_cfg
     from mmdas.engine.two_stage import stage_record

@@ -29,7 +29,7 @@ def det_opts(coco_shapes):
         '--cfg-options', f'train_dataloader.dataset.data_root={root}/',
         f'val_dataloader.dataset.data_root={root}/', f'test_dataloader.dataset.data_root={root}/',
         f'val_evaluator.ann_file={root}/annotations/instances_val.json',
-        f'test_evaluator.ann_file={root}/annotations/instances_val.json',
+        f'test_evaluator.ann_file={root}/annotations/instances_test.json',
         'train_dataloader.batch_size=2', 'train_cfg.val_interval=100',
         'default_hooks.checkpoint.interval=1'
     ]

@@ -2,7 +2,8 @@
 (with instance masks), classification in mmpretrain's folder layout (with object masks), and
 semantic segmentation in mmsegmentation's layout.
 
-Images show filled shapes of four classes (square, disc, triangle, cross) in random colours,
+Detection and classification sets have train, val and test splits (choose on val, report
+test). Images show filled shapes of four classes (square, disc, triangle, cross) in random colours,
 sizes (about 12 % to 45 % of the image side) and positions, over a cluttered background
 (colour gradient, noise, random line segments, distractor outlines). Every shape is also drawn
 into a mask, so each object's pixels are known exactly (the relevant region of the sfd score,
@@ -12,13 +13,20 @@ the labels of the segmentation set). Used by the demos and the tests; real COCO 
 import json
 import os
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
 CLASSES = ('square', 'disc', 'triangle', 'cross')
+#: A shape is drawn only where it leaves each earlier shape at least this fraction of its pixels.
+MIN_VISIBLE_FRACTION = 0.5
+#: A shape with fewer pixels than this is not drawn (too small to be found at these sizes).
+MIN_VISIBLE_PIXELS = 16
+#: Bumped whenever the generator draws different data for the same arguments.
+GENERATOR_VERSION = 2
+MANIFEST = 'shapes.json'
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -51,11 +59,32 @@ def _draw(img: np.ndarray, label: int, x: int, y: int, s: int, colour) -> None:
         cv2.rectangle(img, (x, y + (s - w) // 2), (x + s - 1, y + (s + w) // 2), colour, -1)
 
 
+def _shape_mask(label: int, x: int, y: int, s: int, size: int) -> np.ndarray:
+    """The pixels :func:`_draw` paints for this shape, as a boolean map."""
+    mask = np.zeros((size, size), np.uint8)
+    _draw(mask, label, x, y, s, 1)
+    return mask.astype(bool)
+
+
+def _least_visible(drawn: int) -> float:
+    """How many of an object's ``drawn`` pixels must stay visible."""
+    return max(MIN_VISIBLE_FRACTION * drawn, MIN_VISIBLE_PIXELS)
+
+
 def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int):
-    """An image, its COCO annotations and its instance map (0 background, k = k-th object)."""
+    """An image, its COCO annotations and its instance map (0 background, k = k-th object).
+
+    A shape is drawn only where its box overlaps no earlier one by more than IoU 0.3 and where
+    it leaves every earlier shape at least :data:`MIN_VISIBLE_FRACTION` of its pixels and
+    :data:`MIN_VISIBLE_PIXELS` pixels, so every object in the picture can be seen and is
+    annotated, and nothing annotated is hidden. Each annotation describes what is
+    visible: ``segmentation`` the visible pixels (COCO RLE), ``area`` their count, ``bbox``
+    their extent (pycocotools' ``area`` and ``toBbox`` of that RLE).
+    """
     img = _background(rng, size)
     instances = np.zeros((size, size), np.uint8)
-    anns: List[Dict] = []
+    labels: List[int] = []
+    drawn: List[int] = []  # each object's pixel count as drawn, before later shapes
     boxes: List[np.ndarray] = []
     for _ in range(int(rng.integers(2, 8))):
         s = int(rng.integers(int(size * 0.12), int(size * 0.45)))
@@ -64,20 +93,29 @@ def _image(rng: np.random.Generator, size: int, image_id: int, start_ann_id: int
         if any(_iou(box, b) > 0.3 for b in boxes):
             continue
         label = int(rng.integers(0, len(CLASSES)))
+        mask = _shape_mask(label, x, y, s, size)
+        if mask.sum() < MIN_VISIBLE_PIXELS or any(
+                np.count_nonzero((instances == k) & ~mask) < _least_visible(drawn[k - 1])
+                for k in range(1,
+                               len(labels) + 1)):
+            continue
         _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
-        _draw(instances, label, x, y, s, len(anns) + 1)  # later shapes cover earlier ones
+        instances[mask] = len(labels) + 1  # later shapes cover earlier ones
+        labels.append(label)
+        drawn.append(int(mask.sum()))
         boxes.append(box)
+    anns: List[Dict] = []
+    for k, label in enumerate(labels, 1):
+        rle = mask_utils.encode(np.asfortranarray(instances == k))
         anns.append(
             dict(
-                id=start_ann_id + len(anns),
+                id=start_ann_id + k - 1,
                 image_id=image_id,
                 category_id=label + 1,
-                bbox=[x, y, s, s],
-                area=float(s * s),
+                bbox=[float(v) for v in mask_utils.toBbox(rle)],
+                area=float(mask_utils.area(rle)),
+                segmentation=dict(size=rle['size'], counts=rle['counts'].decode()),
                 iscrowd=0))
-    for k, ann in enumerate(anns, 1):  # the visible part of each object, as COCO RLE
-        rle = mask_utils.encode(np.asfortranarray(instances == k))
-        ann['segmentation'] = dict(size=rle['size'], counts=rle['counts'].decode())
     return img, anns, instances
 
 
@@ -98,21 +136,42 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
+def _write_manifest(root: str, task: str, **arguments) -> Dict:
+    """Write ``root/shapes.json`` (what wrote the set: generator version, task, arguments) last,
+    so a set without one is incomplete or another generator's."""
+    manifest = dict(generator=GENERATOR_VERSION, task=task, **arguments)
+    with open(osp.join(root, MANIFEST), 'w') as f:
+        json.dump(manifest, f, indent=1)
+    return manifest
+
+
+def read_manifest(root: str) -> Optional[Dict]:
+    """The manifest of the set at ``root``, or None where there is none."""
+    path = osp.join(root, MANIFEST)
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def make_shapes_coco(root: str,
                      num_train: int = 400,
                      num_val: int = 100,
+                     num_test: int = 100,
                      size: int = 160,
                      seed: int = 0) -> Dict[str, str]:
-    """Write ``root/{train,val}/*.jpg`` and ``root/annotations/instances_{train,val}.json``.
+    """Write ``root/{train,val,test}/*.jpg``, ``root/annotations/instances_<split>.json`` and
+    ``root/shapes.json``.
 
-    Returns the two annotation paths. Re-running with the same arguments rewrites the same set.
+    Returns the annotation paths by split. Re-running with the same arguments rewrites the same
+    set; the three splits never share an image (one random stream, drawn in turn).
     """
     rng = np.random.default_rng(seed)
     categories = [dict(id=i + 1, name=name) for i, name in enumerate(CLASSES)]
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     paths = {}
     ann_id = 1
-    for split, count in (('train', num_train), ('val', num_val)):
+    for split, count in (('train', num_train), ('val', num_val), ('test', num_test)):
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
         for i in range(count):
@@ -127,18 +186,29 @@ def make_shapes_coco(root: str,
         with open(path, 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
         paths[split] = path
+    _write_manifest(
+        root,
+        'detection',
+        num_train=num_train,
+        num_val=num_val,
+        num_test=num_test,
+        size=size,
+        seed=seed)
     return paths
 
 
 def make_shapes_folder(root: str,
                        num_train_per_class: int = 500,
                        num_val_per_class: int = 100,
+                       num_test_per_class: int = 100,
                        size: int = 64,
                        seed: int = 0) -> None:
-    """Write ``root/{train,val}/<class>/*.png``: one shape per image, cluttered background; and
-    the shape's mask (255 on the object) as ``root/masks/{train,val}/<class>/*.png``."""
+    """Write ``root/{train,val,test}/<class>/*.png``: one shape per image, cluttered
+    background; the shape's mask (255 on its pixels, all visible: nothing is drawn over it) as
+    ``root/masks/<split>/<class>/*.png``; and ``root/shapes.json``."""
     rng = np.random.default_rng(seed)
-    for split, count in (('train', num_train_per_class), ('val', num_val_per_class)):
+    for split, count in (('train', num_train_per_class), ('val', num_val_per_class),
+                         ('test', num_test_per_class)):
         for label, name in enumerate(CLASSES):
             folder = osp.join(root, split, name)
             mask_folder = osp.join(root, 'masks', split, name)
@@ -149,10 +219,17 @@ def make_shapes_folder(root: str,
                 s = int(rng.integers(int(size * 0.3), int(size * 0.7)))
                 x, y = (int(v) for v in rng.integers(0, size - s, 2))
                 _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
-                mask = np.zeros((size, size), np.uint8)
-                _draw(mask, label, x, y, s, 255)
+                mask = _shape_mask(label, x, y, s, size).astype(np.uint8) * 255
                 cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
                 cv2.imwrite(osp.join(mask_folder, f'{i:05d}.png'), mask)
+    _write_manifest(
+        root,
+        'classification',
+        num_train_per_class=num_train_per_class,
+        num_val_per_class=num_val_per_class,
+        num_test_per_class=num_test_per_class,
+        size=size,
+        seed=seed)
 
 
 def shape_mask_path(image_path: str) -> str:

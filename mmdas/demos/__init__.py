@@ -1,11 +1,13 @@
-"""The synthetic-shapes demos (``make demo``, ``make demo-cls``, the comparison's trained
-sections): configs, training, evaluation and summaries."""
-from .shapes import (CLS_CONFIGS, DET_CONFIGS, DetectionRun, DetectionSchedule, Stages,
-                     ensure_shapes_data, evaluate, mean_sd, say_done, shapes_cfg, train_and_test,
-                     train_and_test_detectors)
+"""The synthetic-shapes demos (``make demo``, ``make demo-cls``, ``make tune-cls``, the
+comparison's trained sections): configs, training, evaluation and summaries."""
+from .shapes import (CLS_CONFIGS, CLS_LR_GRID, DET_CONFIGS, PRETRAIN_CONFIG, DetectionRun,
+                     DetectionSchedule, LrSearch, Stages, ensure_shapes_data, evaluate,
+                     from_pretrained, lr_work_dir, mean_sd, paired_differences, say_done, search_lr,
+                     shapes_cfg, train_and_test, train_and_test_detectors)
 
 __all__ = [
-    'CLS_CONFIGS', 'DET_CONFIGS', 'DetectionRun', 'DetectionSchedule', 'Stages',
-    'ensure_shapes_data', 'evaluate', 'mean_sd', 'say_done', 'shapes_cfg', 'train_and_test',
-    'train_and_test_detectors'
+    'CLS_CONFIGS', 'CLS_LR_GRID', 'DET_CONFIGS', 'PRETRAIN_CONFIG', 'DetectionRun',
+    'DetectionSchedule', 'LrSearch', 'Stages', 'ensure_shapes_data', 'evaluate', 'from_pretrained',
+    'lr_work_dir', 'mean_sd', 'paired_differences', 'say_done', 'search_lr', 'shapes_cfg',
+    'train_and_test', 'train_and_test_detectors'
 ]

@@ -1,7 +1,8 @@
 """The demos on synthetic shapes, in one place: a config pointed at its data, seeded and sized
-(:func:`shapes_cfg`), trained and evaluated per task (:func:`train_and_test`,
+(:func:`shapes_cfg`), trained and evaluated per task (:func:`train_and_test`, a learning rate
+chosen on val by :func:`search_lr`, the detection recipe from a pretrained backbone
 :func:`train_and_test_detectors`), shown quietly stage by stage (:class:`Stages`), and seeds
-summarised (:func:`mean_sd`). ``tools/demo.py``, ``tools/demo_cls.py``,
+summarised (:func:`mean_sd`, :func:`paired_differences`). ``tools/demo.py``, ``tools/demo_cls.py``,
 ``tools/analysis/compare_gates.py`` and the tests all go through these functions.
 """
 import contextlib
@@ -11,13 +12,15 @@ import os.path as osp
 import statistics
 import time
 from dataclasses import dataclass
-from typing import ContextManager, Dict, Optional, Sequence, Union
+from typing import ContextManager, Dict, Optional, Sequence, Tuple, Union
 
 from mmengine.config import Config
 
-from mmdas.datasets import make_shapes_coco, make_shapes_folder
+from mmdas.datasets import make_shapes_coco, make_shapes_folder, read_manifest
+from mmdas.datasets.synthetic_shapes import GENERATOR_VERSION
 from mmdas.engine import (backbone_warmup_cfg, build_runner, quiet_cfg, quiet_console, run_stage,
                           run_two_stage)
+from mmdas.models.backbones.pretrained import load_checked
 
 #: The classification demo's DAS model and its plain twin.
 CLS_CONFIGS = dict(
@@ -27,21 +30,36 @@ CLS_CONFIGS = dict(
 DET_CONFIGS = dict(
     das='configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py',
     vanilla='configs/das/demo/faster-rcnn_r18-w16_fpn_shapes.py')
+#: The classifier whose backbone starts every demo detector (the ImageNet stand-in): the
+#: classification demo's plain ResNet-18 at a quarter width, the detectors' backbone exactly.
+PRETRAIN_CONFIG = CLS_CONFIGS['plain']
+#: The learning rates every classification-demo model is tried with (AdamW, the demo's
+#: optimizer); each model's own best on val is written in its config (make tune-cls).
+CLS_LR_GRID = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)
+
+MAKERS = dict(detection=make_shapes_coco, classification=make_shapes_folder)
 
 
 def ensure_shapes_data(task: str, data_root: str) -> None:
     """Write the synthetic set of ``task`` ('detection' or 'classification') to ``data_root``
-    unless it is there."""
-    if task == 'detection':
-        if not osp.isfile(osp.join(data_root, 'annotations', 'instances_val.json')):
-            print(f'writing the synthetic COCO-format shapes set to {data_root}')
-            make_shapes_coco(data_root)
-    elif task == 'classification':
-        if not osp.isdir(osp.join(data_root, 'masks', 'val')):
-            print(f'writing the synthetic shape images to {data_root}')
-            make_shapes_folder(data_root)
-    else:
-        raise ValueError(f"task must be 'detection' or 'classification', got {task!r}")
+    unless this generator already wrote it there (its ``shapes.json``); a folder holding
+    anything else (an older generator's set, another task's) stops with what to do."""
+    if task not in MAKERS:
+        raise ValueError(f'task must be one of {tuple(MAKERS)}, got {task!r}')
+    manifest = read_manifest(data_root)
+    if manifest is not None and (manifest.get('generator'),
+                                 manifest.get('task')) == (GENERATOR_VERSION, task):
+        return
+    if osp.isdir(data_root) and os.listdir(data_root):
+        what = 'no shapes.json (an older generator, or not a shapes set)' if manifest is None \
+            else f"generator {manifest.get('generator')}, task {manifest.get('task')!r}"
+        raise RuntimeError(
+            f'{data_root} holds another data set ({what}); this demo needs the {task} set of '
+            f'generator {GENERATOR_VERSION} (train/val/test splits, visible-pixel '
+            f'annotations). Remove the folder (rm -r {data_root}) to have it written, or pass '
+            'another --data-root.')
+    print(f'writing the synthetic {task} shapes set to {data_root}')
+    MAKERS[task](data_root)
 
 
 def shapes_cfg(cfg: Union[str, Config],
@@ -49,12 +67,14 @@ def shapes_cfg(cfg: Union[str, Config],
                seed: int,
                length: Optional[int] = None) -> Config:
     """``cfg`` (a path or a Config, never changed) reading ``data_root`` (its three dataloaders
-    and, for COCO, its evaluators' annotation files), seeded with ``seed``.
+    and, for COCO, its evaluators' annotation files), seeded with ``seed``. The set's manifest
+    (``shapes.json``: generator version and sizes) goes into the config as ``shapes_data``, so a
+    stage trained on other data is never reused (:func:`mmdas.engine.run_stage`).
 
     With ``length``, the schedule is shortened or lengthened: to ``length`` iterations for an
-    iteration-based config (the detection demo: step decay at 80 %), ``length`` epochs for an
-    epoch-based one (the classification demo: cosine over the run); one validation and one
-    checkpoint at its end.
+    iteration-based config (the detection demo: step decay at 80 %; its linear learning-rate
+    warm-up keeps its 50 iterations), ``length`` epochs for an epoch-based one (the
+    classification demo: cosine over the run); one validation and one checkpoint at its end.
     """
     cfg = Config.fromfile(cfg) if isinstance(cfg, str) else copy.deepcopy(cfg)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
@@ -64,6 +84,9 @@ def shapes_cfg(cfg: Union[str, Config],
             ann_file = osp.basename(evaluator.ann_file)
             evaluator.ann_file = osp.join(data_root, 'annotations', ann_file)
     cfg.randomness = dict(seed=seed)
+    manifest = read_manifest(data_root)
+    if manifest is not None:
+        cfg.shapes_data = manifest
     if length is None:
         return cfg
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
@@ -101,12 +124,16 @@ class Stages:
             osp.join(work_dir, 'console.log'))
 
 
-def evaluate(cfg: Config, checkpoint: str, work_dir: str) -> Dict[str, float]:
-    """The test split's metrics of ``checkpoint`` (mmengine's test loop and the config's
-    evaluator: pycocotools for detection, top-1 for classification)."""
+def evaluate(cfg: Config, checkpoint: str, work_dir: str, split: str = 'test') -> Dict[str, float]:
+    """The metrics of ``checkpoint`` on the ``split`` ('test' or 'val') of ``cfg`` (mmengine's
+    test or val loop and the config's evaluator: pycocotools for detection, top-1 for
+    classification)."""
+    if split not in ('test', 'val'):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     cfg = copy.deepcopy(cfg)
-    cfg.work_dir, cfg.load_from = work_dir, checkpoint
-    return build_runner(cfg).test()
+    cfg.work_dir, cfg.load_from = osp.join(work_dir, split), checkpoint
+    runner = build_runner(cfg)
+    return runner.test() if split == 'test' else runner.val()
 
 
 def train_and_test(cfg: Config,
@@ -115,22 +142,71 @@ def train_and_test(cfg: Config,
                    title: str,
                    retrain_stale: bool = False) -> Dict[str, float]:
     """Train ``cfg`` in ``work_dir`` (reused if the same stage finished there, see
-    :func:`mmdas.engine.run_stage`), then evaluate its final checkpoint."""
+    :func:`mmdas.engine.run_stage`), then evaluate its final checkpoint on the test split."""
     with stages.console(work_dir):
         checkpoint = run_stage(stages.cfg(cfg, title), work_dir, retrain_stale=retrain_stale)
-        return evaluate(stages.again(cfg, title), checkpoint, osp.join(work_dir, 'test'))
+        return evaluate(stages.again(cfg, title), checkpoint, work_dir)
+
+
+def lr_work_dir(root: str, name: str, lr: float, seed: int) -> str:
+    """Where model ``name`` trains at ``lr`` with ``seed`` (shared by the search and the runs
+    after it, so the search's run at the chosen rate is reused, not repeated)."""
+    return osp.join(root, f'{name}_lr{lr:g}_seed{seed}')
+
+
+@dataclass
+class LrSearch:
+    """Val top-1 per learning rate, the best of them (the first of equals in grid order), and
+    the test top-1 at the best."""
+    val_top1: Dict[float, float]
+    best_lr: float
+    test_top1: float
+
+
+def search_lr(cfg: Config,
+              grid: Sequence[float],
+              name: str,
+              work_root: str,
+              stages: Stages,
+              retrain_stale: bool = False) -> LrSearch:
+    """Train ``cfg`` (already pointed at its data and seeded, see :func:`shapes_cfg`) once per
+    learning rate of ``grid``; choose on the val split, report the test split at the choice."""
+    if not grid:
+        raise ValueError('grid must hold at least one learning rate')
+    seed = cfg.randomness.seed
+    val_top1, checkpoints = {}, {}
+    for lr in grid:
+        trial = copy.deepcopy(cfg)
+        trial.optim_wrapper.optimizer.lr = lr
+        work_dir = lr_work_dir(work_root, name, lr, seed)
+        title = f'{name}, lr {lr:g}, seed {seed}'
+        with stages.console(work_dir):
+            checkpoints[lr] = run_stage(
+                stages.cfg(trial, title), work_dir, retrain_stale=retrain_stale)
+            val_top1[lr] = evaluate(stages.again(trial, title), checkpoints[lr], work_dir,
+                                    'val')['accuracy/top1']
+    best = max(grid, key=lambda lr: val_top1[lr])  # max keeps the first of equals
+    trial = copy.deepcopy(cfg)
+    trial.optim_wrapper.optimizer.lr = best
+    work_dir = lr_work_dir(work_root, name, best, seed)
+    with stages.console(work_dir):
+        test = evaluate(
+            stages.again(trial, f'{name}, lr {best:g}: test'), checkpoints[best], work_dir)
+    return LrSearch(val_top1, best, test['accuracy/top1'])
 
 
 @dataclass(frozen=True)
 class DetectionSchedule:
-    """Iterations of the detection recipe: the vanilla detector the warm-up starts from, then
-    each arm's backbone warm-up and fine-tune."""
+    """Length of each stage of the detection recipe: the backbone's classification pretraining
+    (epochs), the vanilla detector the warm-up starts from, then each arm's backbone warm-up
+    and fine-tune (iterations)."""
+    pretrain: int
     base: int
     warmup: int
     finetune: int
 
     def name(self) -> str:
-        return f'iters-{self.base}-{self.warmup}-{self.finetune}'
+        return f'pretrain-{self.pretrain}ep_iters-{self.base}-{self.warmup}-{self.finetune}'
 
 
 @dataclass
@@ -139,37 +215,71 @@ class DetectionRun:
     checkpoint: str
 
 
+def from_pretrained(cfg: Config, checkpoint: str) -> Config:
+    """``cfg`` with its backbone initialised from the classifier ``checkpoint`` (mmengine's
+    ``Pretrained`` init, prefix ``backbone.``), after checking that the file fits: every tensor
+    of the backbone's host architecture must be in it with its shape (gate tensors of a gated
+    backbone may be missing), else a ValueError names what does not fit."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    cfg = copy.deepcopy(cfg)
+    init_cfg = dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')
+    cfg.model.backbone.init_cfg = init_cfg
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        backbone = MODELS.build(cfg.model.backbone)
+    load_checked(
+        backbone,
+        init_cfg,
+        may_be_missing=getattr(backbone, 'is_gate_key', lambda key: False),
+        convert=getattr(backbone, 'convert_pretrained', lambda state: state))
+    return cfg
+
+
 def train_and_test_detectors(arms: Dict[str, Union[str, Config]],
                              base: Union[str, Config],
                              schedule: DetectionSchedule,
-                             data_root: str,
+                             data_roots: Tuple[str, str],
                              seed: int,
                              work_dir: str,
                              stages: Stages,
                              retrain_stale: bool = False) -> Dict[str, DetectionRun]:
-    """The paper's detection recipe at demo scale, for each arm from one start: a vanilla
-    detector (``base``) trained ``schedule.base`` iterations, then per arm the two-stage
-    schedule from it (backbone warm-up against its trained heads, then fine-tune), then COCO
-    evaluation with pycocotools. Every arm gets the same iterations and images."""
-    base_cfg = shapes_cfg(base, data_root, seed, schedule.base)
+    """The paper's detection recipe at demo scale, for each arm from one start.
+
+    ``data_roots`` are the detection set and the classification set. A plain classifier
+    (:data:`PRETRAIN_CONFIG`, the ImageNet stand-in) is trained ``schedule.pretrain`` epochs;
+    its backbone starts a vanilla detector (``base``, checked ``Pretrained`` loading) trained
+    ``schedule.base`` iterations; each arm then runs the two-stage schedule from that detector
+    (its own fresh gates inserted; backbone warm-up against the trained heads, then fine-tune)
+    and is evaluated on the test split with pycocotools. Every arm gets the same pretrained
+    start, iterations and images.
+    """
+    det_root, cls_root = data_roots
+    pretrain_dir = osp.join(work_dir, 'pretrain_classifier')
+    with stages.console(pretrain_dir):
+        classifier = run_stage(
+            stages.cfg(
+                shapes_cfg(PRETRAIN_CONFIG, cls_root, seed, schedule.pretrain),
+                f'seed {seed}: pretrain the backbone (plain classifier)'),
+            pretrain_dir,
+            retrain_stale=retrain_stale)
     with stages.console(osp.join(work_dir, 'base_vanilla')):
+        base_cfg = from_pretrained(shapes_cfg(base, det_root, seed, schedule.base), classifier)
         start = run_stage(
-            stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN'),
+            stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN from it'),
             osp.join(work_dir, 'base_vanilla'),
             retrain_stale=retrain_stale)
     runs = {}
     for name, arm in arms.items():
-        warmup = backbone_warmup_cfg(shapes_cfg(arm, data_root, seed, schedule.warmup))
-        finetune = shapes_cfg(arm, data_root, seed, schedule.finetune)
+        warmup = backbone_warmup_cfg(shapes_cfg(arm, det_root, seed, schedule.warmup))
+        finetune = shapes_cfg(arm, det_root, seed, schedule.finetune)
         with stages.console(osp.join(work_dir, name)):
             final = run_two_stage([
                 stages.cfg(warmup, f'seed {seed}: {name} backbone warm-up'),
                 stages.cfg(finetune, f'seed {seed}: {name} fine-tune')
             ], osp.join(work_dir, name), start, retrain_stale)
             test = stages.cfg(
-                shapes_cfg(arm, data_root, seed), f'seed {seed}: {name} COCO evaluation')
-            runs[name] = DetectionRun(
-                evaluate(test, final, osp.join(work_dir, name, 'test')), final)
+                shapes_cfg(arm, det_root, seed), f'seed {seed}: {name} COCO evaluation (test)')
+            runs[name] = DetectionRun(evaluate(test, final, osp.join(work_dir, name)), final)
     return runs
 
 
@@ -185,4 +295,11 @@ def mean_sd(values: Sequence[float], fmt: str = '.3f') -> str:
         return '-'
     if len(values) == 1:
         return format(values[0], fmt)
-    return f'{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}'
+    spread = format(statistics.stdev(values), fmt.lstrip('+'))  # a sign on the mean only
+    return f'{format(statistics.mean(values), fmt)} ± {spread}'
+
+
+def paired_differences(first: Dict[int, float], second: Dict[int, float]) -> Dict[int, float]:
+    """``first - second`` per seed, for the seeds both have (a paired comparison: each seed's
+    two runs share data, order and start)."""
+    return {seed: first[seed] - second[seed] for seed in first if seed in second}

@@ -1,8 +1,9 @@
 """The two-stage DAS detection schedule: backbone warm-up, then full fine-tune.
 
 Each stage is an ordinary mmengine training run in its own work dir. Beside its checkpoints a
-stage records what defines it (``stage_record.json``: its resolved config and the checkpoint it
-starts from; ``config.py``, the config as dumped, for people). A rerun reuses a finished stage
+stage records what defines it (``stage_record.json``: its resolved config, the checkpoint it
+starts from and the SHA-256 of the local files it starts from; ``config.py``, the config as
+dumped, for people). A rerun reuses a finished stage
 and resumes an interrupted one (optimizer, scheduler and iteration state) only under the same
 record; a stage whose record differs, or that has none, stops the run with an error naming what
 differs, unless ``retrain_stale`` moves it aside and trains it again. Stage 2 starts from stage
@@ -10,6 +11,7 @@ differs, unless ``retrain_stale`` moves it aside and trains it again. Stage 2 st
 backbone against trained heads).
 """
 import copy
+import hashlib
 import json
 import os
 import os.path as osp
@@ -65,10 +67,39 @@ def _flatten(value: Any, prefix: str = '') -> Dict[str, str]:
     return flat if flat else {prefix: repr(value)}
 
 
+def file_digest(path: str) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pretrained_files(value: Any) -> List[str]:
+    """The checkpoints of every ``Pretrained`` init_cfg in a (model) config."""
+    if isinstance(value, dict):
+        checkpoint = value.get('checkpoint')
+        found = [checkpoint
+                 ] if value.get('type') == 'Pretrained' and isinstance(checkpoint, str) else []
+        return found + [path for item in value.values() for path in _pretrained_files(item)]
+    if isinstance(value, (list, tuple)):
+        return [path for item in value for path in _pretrained_files(item)]
+    return []
+
+
+def input_digests(cfg: Config, load_from: Optional[str]) -> Dict[str, str]:
+    """``{path: sha256}`` of the local files a stage starts from (``load_from``, ``Pretrained``
+    checkpoints): the same path holding other weights (an earlier stage retrained) is another
+    start. Files that are not local (URLs, ``open-mmlab://``) are recorded by name only."""
+    paths = ([load_from] if load_from else []) + _pretrained_files(cfg.get('model', {}))
+    return {path: file_digest(path) for path in paths if osp.isfile(path)}
+
+
 def stage_record(cfg: Config, load_from: Optional[str]) -> Dict[str, Any]:
     """What defines a stage: every setting of its resolved config (flattened to ``path:
-    repr(value)``; where it writes, how it resumes and how it shows progress left out) and the
-    checkpoint it starts from."""
+    repr(value)``; where it writes, how it resumes and how it shows progress left out), the
+    checkpoint it starts from, and the content of the local files it starts from."""
     settings = copy.deepcopy(cfg).to_dict()
     for key in UNRECORDED_KEYS:
         settings.pop(key, None)
@@ -79,7 +110,8 @@ def stage_record(cfg: Config, load_from: Optional[str]) -> Dict[str, Any]:
         if not (isinstance(hook, dict) and hook.get('type') == PRESENTATION['hook_type'])
     ]
     settings['custom_hooks'] = hooks
-    return dict(load_from=load_from, config=_flatten(settings))
+    return dict(
+        load_from=load_from, config=_flatten(settings), inputs=input_digests(cfg, load_from))
 
 
 def record_differences(old: Dict[str, Any], new: Dict[str, Any], most: int = 8) -> List[str]:
@@ -87,6 +119,9 @@ def record_differences(old: Dict[str, Any], new: Dict[str, Any], most: int = 8) 
     lines = []
     if old.get('load_from') != new.get('load_from'):
         lines.append(f"load_from: {old.get('load_from')!r} then, {new.get('load_from')!r} now")
+    for path in sorted(set(old.get('inputs', {})) | set(new.get('inputs', {}))):
+        if old.get('inputs', {}).get(path) != new.get('inputs', {}).get(path):
+            lines.append(f'{path}: other content than when this stage started (retrained since?)')
     before, now = old.get('config', {}), new.get('config', {})
     keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     for key in keys[:most]:

@@ -12,9 +12,12 @@ Sections (each merged into OUT/compare_gates.json, so they can be run apart):
   growth     each module alone (256 channels) at map sizes 14 to 112 px: latency against the
              number of pixels, fitted exponent (1 = linear, 2 = quadratic)
   accuracy   the classification demo (quarter-width ResNet-18, synthetic shapes, 15 epochs)
-             trained from scratch with each module and with none, once per seed: val top-1
-  detection  the detection demo (quarter-width ResNet-18 Faster R-CNN): from one trained plain
-             detector per seed, each module's backbone warm-up then fine-tune: COCO bbox AP
+             trained from scratch with each module and with none: each one's learning rate
+             chosen on val from the same grid (--lr-grid, seed = the first of --seeds), then
+             test top-1 once per seed at that rate
+  detection  the detection demo's recipe (quarter-width ResNet-18 Faster R-CNN): per seed one
+             pretrained backbone and one plain detector from it, then each module's backbone
+             warm-up and fine-tune from that detector: COCO bbox AP on the test split
 Writes OUT/compare_gates.md (the table) and OUT/compare_gates.png, and prints the table.
 The accuracy and detection figures are demo-scale: small synthetic sets, small models.
 """
@@ -35,8 +38,9 @@ from mmengine.logging import MMLogger
 import mmdas  # noqa: F401
 from mmdas.analysis import analyze
 from mmdas.analysis.timing import alternate, growth_exponent, latency_by_size, no_grad_forward
-from mmdas.demos import (CLS_CONFIGS, DET_CONFIGS, DetectionSchedule, Stages, ensure_shapes_data,
-                         mean_sd, shapes_cfg, train_and_test, train_and_test_detectors)
+from mmdas.demos import (CLS_CONFIGS, CLS_LR_GRID, DET_CONFIGS, DetectionSchedule, Stages,
+                         ensure_shapes_data, lr_work_dir, mean_sd, search_lr, shapes_cfg,
+                         train_and_test, train_and_test_detectors)
 from mmdas.models.backbones import plain_backbone_cfg
 
 Save = Callable[[dict], None]
@@ -66,7 +70,7 @@ PAPERS = dict(
     NonLocal='Wang et al. CVPR 2018 (mmcv NonLocal2d)')
 GROWTH_SIZES = (14, 28, 42, 56, 84, 112)
 #: The detection recipe's iterations in the comparison (longer than make demo's default).
-DET_SCHEDULE = DetectionSchedule(base=300, warmup=60, finetune=200)
+DET_SCHEDULE = DetectionSchedule(pretrain=15, base=300, warmup=60, finetune=200)
 
 
 def with_gate(backbone: dict, name: str) -> dict:
@@ -128,28 +132,56 @@ def growth_section(args, save: Save) -> None:
 
 
 def accuracy_section(args, save: Save) -> None:
-    """The classification demo with each module, once per seed: test top-1."""
+    """The classification demo with each module: its learning rate chosen on val (the first
+    seed, every module the same grid), then test top-1 once per seed at that rate."""
     ensure_shapes_data('classification', args.data_root)
-    runs = [(name, seed) for seed in args.seeds for name in args.gates]
-    stages = Stages(total=len(runs))
-    for name, seed in runs:
-        cfg = shapes_cfg(variant_cfg(CLS_CONFIGS['das'], name), args.data_root, seed, args.epochs)
+    first, rest = args.seeds[0], args.seeds[1:]
+    stages = Stages(total=len(args.gates) * (len(args.lr_grid) + len(rest)))
+    root = osp.join(args.out, 'accuracy')
+    for name in args.gates:
         t0 = time.time()
-        metrics = train_and_test(cfg, osp.join(args.out, 'accuracy', f'{name}_seed{seed}'), stages,
-                                 f'{name}, seed {seed}')
+        cfg = shapes_cfg(variant_cfg(CLS_CONFIGS['das'], name), args.data_root, first, args.epochs)
+        search = search_lr(cfg, args.lr_grid, name, root, stages)
         # saved run by run: an interrupted comparison keeps every finished one
-        save({name: {str(seed): dict(top1=metrics['accuracy/top1'], seconds=time.time() - t0)}})
+        save({
+            name: {
+                str(first):
+                dict(
+                    top1=search.test_top1,
+                    lr=search.best_lr,
+                    val_top1_by_lr={
+                        f'{lr:g}': v
+                        for lr, v in search.val_top1.items()
+                    },
+                    seconds=(time.time() - t0) / len(args.lr_grid))
+            }
+        })
+        for seed in rest:
+            t0 = time.time()
+            cfg = shapes_cfg(
+                variant_cfg(CLS_CONFIGS['das'], name), args.data_root, seed, args.epochs)
+            cfg.optim_wrapper.optimizer.lr = search.best_lr
+            metrics = train_and_test(cfg, lr_work_dir(root, name, search.best_lr, seed), stages,
+                                     f'{name}, lr {search.best_lr:g}, seed {seed}')
+            save({
+                name: {
+                    str(seed):
+                    dict(
+                        top1=metrics['accuracy/top1'], lr=search.best_lr, seconds=time.time() - t0)
+                }
+            })
 
 
 def detection_section(args, save: Save) -> None:
     """Per seed: one plain detector, then each module's two-stage schedule from it."""
     ensure_shapes_data('detection', args.det_data_root)
-    stages = Stages(total=len(args.seeds) * (1 + 3 * len(args.gates)))
+    ensure_shapes_data('classification', args.data_root)
+    stages = Stages(total=len(args.seeds) * (2 + 3 * len(args.gates)))
     arms = {name: variant_cfg(DET_CONFIGS['das'], name) for name in args.gates}
     for seed in args.seeds:
         t0 = time.time()
         runs = train_and_test_detectors(arms, variant_cfg(DET_CONFIGS['das'], 'none'), DET_SCHEDULE,
-                                        args.det_data_root, seed,
+                                        (args.det_data_root, args.data_root), seed,
                                         osp.join(args.out, 'detection', f'seed{seed}'), stages)
         seconds = (time.time() - t0) / len(arms)
         save({
@@ -178,14 +210,23 @@ def mean_spread(values: List[float]) -> str:
     return (f'{mean_sd(values, ".3g")} (n={len(values)}, {min(values):.3g}-{max(values):.3g})')
 
 
+def accuracy_cell(runs: dict) -> str:
+    """Test top-1 over the seeds, and the learning rate they trained at."""
+    if not runs:
+        return '-'
+    rates = sorted({r['lr'] for r in runs.values()})
+    return f"{mean_spread([r['top1'] for r in runs.values()])} at lr " + \
+        '/'.join(f'{lr:g}' for lr in rates)
+
+
 def table(data: dict, names: List[str]) -> str:
     cost, latency = data.get('cost', {}), data.get('latency', {})
     growth, acc, det = data.get('growth', {}), data.get('accuracy', {}), data.get('detection', {})
     plain = cost.get('none')
     rows = [
         '| module | paper | params | MACs | added params / MACs | latency 224 b1 '
-        '(ratio to ResNet-50) | growth exponent | demo top-1 % | demo bbox AP |',
-        '|---|---|---|---|---|---|---|---|---|'
+        '(ratio to ResNet-50) | growth exponent | demo test top-1 % (lr chosen on val) | '
+        'demo test bbox AP |', '|---|---|---|---|---|---|---|---|---|'
     ]
     for name in names:
         c, lat = cost.get(name), latency.get(name)
@@ -196,7 +237,7 @@ def table(data: dict, names: List[str]) -> str:
             f'{c["macs"] / 1e9:.2f} G' if c else '-', added,
             f'{lat["ms"]:.1f} ms ({lat["ratio"]:.2f}x)' if lat else '-',
             f'{growth[name]["exponent"]:.2f}' if name in growth else '-',
-            mean_spread([r['top1'] for r in acc.get(name, {}).values()]),
+            accuracy_cell(acc.get(name, {})),
             mean_spread([r['bbox_mAP'] for r in det.get(name, {}).values()])
         ]) + ' |')
     return '\n'.join(rows)
@@ -240,7 +281,7 @@ def plot(data: dict, names: List[str], path: str) -> None:
     right.set_yticks(range(len(rows)), labels, fontsize=8)
     seeds = max((len(runs) for _, runs in rows), default=0)
     right.set(
-        xlabel=f'val top-1 % (bar: mean ± sd, dots: the {seeds} seeds)',
+        xlabel=f'test top-1 % (bar: mean ± sd, dots: the {seeds} seeds; lr chosen on val)',
         ylabel='module (+ added GMACs, ResNet-50 at 224x224)',
         title='Demo-scale accuracy')
     right.grid(True, axis='x', alpha=0.3)
@@ -260,6 +301,12 @@ def main() -> None:
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument('--epochs', type=int, default=15, help='classification demo epochs')
+    parser.add_argument(
+        '--lr-grid',
+        nargs='+',
+        type=float,
+        default=list(CLS_LR_GRID),
+        help='learning rates every module is tried with (accuracy section)')
     parser.add_argument('--growth-sizes', nargs='+', type=int, default=list(GROWTH_SIZES))
     parser.add_argument('--data-root', default='data/shapes_cls')
     parser.add_argument('--det-data-root', default='data/shapes')
