@@ -51,6 +51,7 @@ def written_checkpoint(cfg: Config, path: str, images) -> str:
     give spread-out scores (the initial ones score every box alike, below the threshold); the
     box regressions keep their near-zero init, so boxes stay anchor- and proposal-shaped."""
     from torch.nn.modules.batchnorm import _BatchNorm
+    torch.manual_seed(0)  # the same weights whatever ran before (ties depend on them)
     model = init_model(cfg)
     batch = torch.stack(
         [torch.from_numpy(cv2.resize(i, (128, 128))).permute(2, 0, 1).float() for i in images])
