@@ -74,16 +74,13 @@ val_dataloader = dict(
         ann_file='annotations/instances_val.json',
         data_prefix=dict(img='val/'),
         pipeline=test_pipeline))
+# the test split: the val loader reading test/ and its annotations
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
+    val_dataloader,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        val_dataloader['dataset'],
         ann_file='annotations/instances_test.json',
-        data_prefix=dict(img='test/'),
-        pipeline=test_pipeline))
+        data_prefix=dict(img='test/')))
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
 

@@ -56,17 +56,8 @@ val_dataloader = dict(
         classes=classes,
         pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_dataloader = dict(
-    batch_size=64,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='CustomDataset',
-        data_root=data_root,
-        data_prefix='test',
-        classes=classes,
-        pipeline=test_pipeline))
+# the test split: the val loader reading test/
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], data_prefix='test'))
 test_evaluator = val_evaluator
 
 # AdamW: with SGD (lr 0.05, momentum 0.9) these from-scratch quarter-width networks sat at chance
