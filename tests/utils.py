@@ -1,7 +1,9 @@
-"""What the tests share: the checkout's root, running a tool as a user would, and building a
-host backbone beside its DAS variant (the host-parity helpers)."""
+"""What the tests share: the checkout's root, running a tool as a user would, a demo detector
+config for a few iterations, a free port, and building a host backbone beside its DAS variant
+(the host-parity helpers)."""
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional, Union
@@ -10,6 +12,7 @@ import torch
 from mmengine.registry import DefaultScope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_DET = osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py')
 
 
 def run_tool(script: str,
@@ -17,7 +20,9 @@ def run_tool(script: str,
              timeout: int = 900,
              env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
     """``python SCRIPT ARGS`` from the checkout's root on the CPU, output captured."""
-    env = dict(os.environ, **(env or {}), PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES='-1')
+    extra = env or {}
+    env = dict(os.environ, **extra, CUDA_VISIBLE_DEVICES='-1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, extra.get('PYTHONPATH')) if p)
     return subprocess.run(
         [sys.executable, script] + list(args),
         cwd=ROOT,
@@ -25,6 +30,27 @@ def run_tool(script: str,
         text=True,
         timeout=timeout,
         env=env)
+
+
+def tiny_det_cfg(shapes: str, work_dir, iters: int = 2, config: str = DEMO_DET):
+    """The demo detector ``config`` on the ``shapes`` set for ``iters`` iterations at batch 2,
+    a checkpoint and a log line every iteration."""
+    from mmdas.demos import shapes_cfg
+    cfg = shapes_cfg(config, shapes, seed=0, length=iters)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.batch_size = 2
+    cfg.param_scheduler[1].update(milestones=[iters])
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = str(work_dir)
+    return cfg
+
+
+def free_port() -> int:
+    """A port nothing listens on now (a fixed one can still be in TIME_WAIT from a last run)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def build_backbone(scope: str, cfg: dict, das: bool) -> torch.nn.Module:

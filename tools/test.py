@@ -7,14 +7,13 @@ Prints the metrics of the config's evaluator: mmdet's ``CocoMetric`` prints pyco
 table. mmdet's and mmpretrain's own ``tools/test.py`` work with these configs too.
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import mmdas  # noqa: F401
-from mmdas.engine import build_runner
-from mmdas.utils import setup_cpu_distributed
+from mmdas.engine import build_runner, init_distributed
+from mmdas.engine.launch import add_launcher_args, apply_launcher_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,17 +24,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--show-dir', help='save images with drawn detections here '
         '(detection configs)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher_args(parser)
+    return parser.parse_args()
 
 
 def main() -> None:
@@ -43,9 +33,7 @@ def main() -> None:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_launcher_args(cfg, args)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs',
         osp.splitext(osp.basename(args.config))[0])
@@ -55,7 +43,7 @@ def main() -> None:
         if vis is None:
             raise ValueError('--show-dir needs default_hooks.visualization (detection configs)')
         vis.update(draw=True, test_out_dir=osp.abspath(args.show_dir))
-    setup_cpu_distributed(cfg, args.launcher)
+    init_distributed(cfg, args.launcher)
     build_runner(cfg).test()
 
 

@@ -8,14 +8,12 @@ mmdet's and mmpretrain's own ``tools/train.py`` work with these configs too
 (gloo) for ``torchrun ... --launcher pytorch`` on machines without CUDA.
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 import mmdas  # noqa: F401  (registers the DAS modules)
-from mmdas.engine import build_runner
-from mmdas.utils import setup_cpu_distributed
+from mmdas.engine import add_train_args, apply_train_args, build_runner, init_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,45 +26,22 @@ def parse_args() -> argparse.Namespace:
         type=str,
         const='auto',
         help='resume from CKPT, or from the latest checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale lr by (total batch size / auto_scale_lr.base_batch_size)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_train_args(parser)
+    return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    apply_train_args(cfg, args)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs',
         osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.auto_scale_lr:
-        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise RuntimeError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
-        cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    setup_cpu_distributed(cfg, args.launcher)
+    init_distributed(cfg, args.launcher)
     build_runner(cfg).train()
 
 

@@ -1,9 +1,11 @@
+from .launch import add_train_args, apply_train_args, init_distributed
 from .progress import ProgressBarHook
 from .quiet import QuietRunner, console, quiet_cfg, quiet_console
 from .runner import build_runner
 from .two_stage import StaleStageError, backbone_warmup_cfg, run_stage, run_two_stage
 
 __all__ = [
-    'ProgressBarHook', 'QuietRunner', 'StaleStageError', 'console', 'quiet_cfg', 'quiet_console',
-    'backbone_warmup_cfg', 'build_runner', 'run_stage', 'run_two_stage'
+    'ProgressBarHook', 'QuietRunner', 'StaleStageError', 'add_train_args', 'apply_train_args',
+    'backbone_warmup_cfg', 'build_runner', 'console', 'init_distributed', 'quiet_cfg',
+    'quiet_console', 'run_stage', 'run_two_stage'
 ]

@@ -1,4 +1,4 @@
-"""How mmdas sets up the stack at import time, and the one launcher workaround.
+"""How mmdas sets up the stack at import time.
 
 Each function mends one gap of the pinned stack (mmengine 0.10.7 with torch 2.14), as
 mmyolo's ``utils/setup_env.py`` keeps its own:
@@ -12,17 +12,15 @@ mmyolo's ``utils/setup_env.py`` keeps its own:
   ``builtins.getattr`` is mapped to a stand-in that resolves only those ``HistoryBuffer``
   methods. Every other global, and every other ``getattr``, in a file is still refused.
 * :func:`register_config_package`: ``mmdas::`` config paths.
-* :func:`setup_cpu_distributed`: torchrun on a machine without CUDA (gloo, CPU DDP).
 
-``import mmdas`` calls :func:`setup_env` (the first two); the training tools call the third.
+``import mmdas`` calls :func:`setup_env`. (torchrun without CUDA:
+:func:`mmdas.engine.launch.init_distributed`.)
 """
-import os
 import pickle
 from typing import Callable, List
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from mmengine.config import Config
 
 HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -89,21 +87,6 @@ def register_config_package() -> None:
 
     get_cfg_path.mmdas_unscoped = True
     Config._get_cfg_path = staticmethod(get_cfg_path)
-
-
-def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
-    """For ``launcher='pytorch'`` (torchrun) on a machine without CUDA: gloo + CPU DDP."""
-    if launcher != 'pytorch' or torch.cuda.is_available():
-        return
-    if not dist.is_initialized():
-        dist.init_process_group(
-            backend='gloo', rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']))
-    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    wrapper.setdefault('type', 'MMDistributedDataParallel')
-    wrapper['device_ids'] = None
-    wrapper.setdefault('broadcast_buffers', False)
-    cfg.model_wrapper_cfg = wrapper
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
 
 
 def setup_env() -> None:

@@ -1,10 +1,16 @@
-"""What every gated backbone shares: gates appended to host stages, freezing, checked loading;
-and how any model's gates are found."""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""What every gated backbone shares: gates appended to host stages (checkpointed with the
+host's ``with_cp``), freezing, checked loading; and how any model's gates are found."""
+import contextlib
+from collections import OrderedDict
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
+from mmengine.model import Sequential
 from mmengine.registry import MODELS
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from .pretrained import is_pretrained_cfg, load_checked
 
@@ -59,12 +65,81 @@ def gate_attribute(gate: nn.Module) -> str:
     return getattr(type(gate), '_abbr_', type(gate).__name__.lower())
 
 
+@contextlib.contextmanager
+def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """Whatever runs inside leaves the running statistics of ``module``'s BatchNorms as they
+    were: a checkpointed segment recomputed in backward must not count its batch twice."""
+    buffers = [
+        buffer for norm in module.modules() if isinstance(norm, _BatchNorm)
+        for buffer in (norm.running_mean, norm.running_var, norm.num_batches_tracked)
+        if buffer is not None
+    ]
+    saved = [buffer.clone() for buffer in buffers]
+    try:
+        yield
+    finally:
+        for buffer, value in zip(buffers, saved):
+            buffer.copy_(value)
+
+
+class GatedStage(Sequential):
+    """A host stage followed by its gate: the host's blocks as they were built, then the gate
+    as the last module (so the state-dict keys are the host's plus ``<stage>.<gate>.*``).
+
+    With ``with_cp`` (the host's memory switch, which checkpoints each of its blocks) the
+    stage's last block and the gate run as one checkpointed segment (``torch.utils.checkpoint``,
+    non-reentrant, so gate parameters get gradients when the stage's input needs none, as in
+    ``frozen_stages``): backward recomputes them, and neither the gate's activations nor its
+    input are kept, only the last block's input, which the host keeps anyway. BatchNorm running
+    statistics are restored after the recomputation (CBAM's spatial branch has one).
+    """
+
+    def __init__(self, blocks: nn.Sequential, gate_name: str, gate: nn.Module,
+                 with_cp: bool) -> None:
+        super().__init__(
+            OrderedDict([*blocks.named_children(), (gate_name, gate)]),
+            init_cfg=getattr(blocks, 'init_cfg', None))
+        self.with_cp = with_cp
+        # mmdet's and mmseg's stages are mmengine modules whose init_weights applies the blocks'
+        # init_cfg (zero_init_residual); mmpretrain's and MobileNetV2's are plain nn.Sequential,
+        # whose blocks the host's init never visits: keep whichever the host built.
+        self._host_inits_blocks = hasattr(blocks, 'init_weights')
+        last_block = list(blocks)[-1]
+        if with_cp and hasattr(last_block, 'with_cp'):
+            last_block.with_cp = False  # checkpointed here, with the gate
+
+    def init_weights(self) -> None:
+        if self._host_inits_blocks:
+            super().init_weights()
+
+    def _tail(self, x: Tensor) -> Tensor:
+        *_, last_block, gate = self
+        return gate(last_block(x))
+
+    def _checkpoint_contexts(self):
+        *_, last_block, gate = self
+        return contextlib.nullcontext(), batchnorm_statistics_kept(nn.ModuleList([last_block,
+                                                                                  gate]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        *blocks, last_block, gate = self
+        for block in blocks:
+            x = block(x)
+        needs_grad = x.requires_grad or any(
+            p.requires_grad for module in (last_block, gate) for p in module.parameters())
+        if self.with_cp and torch.is_grad_enabled() and needs_grad:
+            return checkpoint(
+                self._tail, x, use_reentrant=False, context_fn=self._checkpoint_contexts)
+        return self._tail(x)
+
+
 class StageGatesMixin:
     """Mixin for a host backbone whose stages are ``nn.Sequential`` attributes.
 
     A gate is appended to a stage as its last module, ``<stage>.<gate _abbr_>`` (a DAS gate:
-    ``layer4.das_gate``), so it runs after the stage's last block (after that block's residual
-    sum) and the host's own forward, ``with_cp``, plugins and state-dict keys stay as they are.
+    ``layer4.das_gate``; the stage becomes a :class:`GatedStage`), so it runs after the stage's
+    last block (after that block's residual sum) and the host's own forward, plugins and
+    state-dict keys stay as they are; the host's ``with_cp`` checkpoints the gates too.
 
     ``frozen_stages``: the host freezes (``requires_grad=False``, eval mode) the stages it always
     did. The gates are new, randomly initialised layers, so by default they stay trainable even
@@ -80,7 +155,9 @@ class StageGatesMixin:
         for name, num_channels in zip(stage_names, channels):
             gate = build_gate(gate_cfg, num_channels)
             self.gate_name = gate_attribute(gate)
-            getattr(self, name).add_module(self.gate_name, gate)
+            setattr(self, name,
+                    GatedStage(getattr(self, name), self.gate_name, gate,
+                               getattr(self, 'with_cp', False)))
         self._freeze_stages()
 
     def stage_gates(self) -> List[nn.Module]:
