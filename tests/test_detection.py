@@ -2,7 +2,6 @@
 import json
 import os
 import os.path as osp
-import socket
 
 import pytest
 import torch
@@ -10,28 +9,16 @@ from mmengine.config import Config
 from mmengine.runner import find_latest_checkpoint
 
 import mmdas  # noqa: F401
-from mmdas.demos import shapes_cfg
 from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
 from mmdas.engine.two_stage import StaleStageError
-from utils import ROOT, run_tool
-
-DEMO = osp.join(ROOT, 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py')
+from utils import DEMO_DET as DEMO
+from utils import ROOT, free_port, run_tool
+from utils import tiny_det_cfg as tiny_cfg
 
 
 @pytest.fixture
 def shapes(coco_shapes):
     return coco_shapes
-
-
-def tiny_cfg(shapes, work_dir, iters=2):
-    cfg = shapes_cfg(DEMO, shapes, seed=0, length=iters)
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        loader.batch_size = 2
-    cfg.param_scheduler[1].update(milestones=[iters])
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
-    return cfg
 
 
 @pytest.mark.parametrize('config, backbone, neck_in', [
@@ -54,15 +41,47 @@ def test_coco_configs_build_and_follow_the_paper_recipe(config, backbone, neck_i
     assert [f.shape[1] for f in feats] == [256] * 5
 
 
-def test_coco_warmup_config_freezes_what_the_helper_freezes():
+def test_coco_warmup_config_is_what_the_helper_derives():
     cfg = Config.fromfile(osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py'))
-    backbone_warmup_cfg(cfg)
-    assert 'paramwise_cfg' not in cfg.optim_wrapper  # the helper leaves its input alone
+    derived = backbone_warmup_cfg(cfg)
+    assert cfg.model.type == 'FasterRCNN'  # the helper leaves its input alone
     warm = Config.fromfile(
         osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py'))
-    assert warm.optim_wrapper.paramwise_cfg.custom_keys == \
-        backbone_warmup_cfg(cfg).optim_wrapper.paramwise_cfg.custom_keys
+    assert warm.model.to_dict() == derived.model.to_dict()
+    assert warm.model.type == 'BackboneWarmup' and warm.model.detector == 'FasterRCNN'
+    assert warm.optim_wrapper == cfg.optim_wrapper  # no lr_mult: frozen by requires_grad
     assert warm.train_cfg.max_epochs == 1
+    with pytest.raises(ValueError, match='backbone warm-up config already'):
+        backbone_warmup_cfg(derived)
+
+
+def test_warmup_freezes_everything_but_the_backbone_before_training(shapes, scope):
+    """Frozen parts take no gradient: gradient clipping (mmengine clips the parameters that
+    have one) sees the backbone alone, and DDP registers the backbone's parameters only."""
+    from mmdet.registry import MODELS
+    cfg = backbone_warmup_cfg(tiny_cfg(shapes, 'unused'))
+    with scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    assert type(model).__name__ == 'FasterRCNN'
+    keys = Config.fromfile(DEMO).model
+    with scope('mmdet'):
+        assert list(model.state_dict()) == list(MODELS.build(keys).state_dict())
+    trainable = {n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {'backbone'}
+    from mmengine.structures import InstanceData
+
+    from mmdas.apis import unscaled_det_sample
+    sample = unscaled_det_sample(96, 96)
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[10., 10., 50., 60.]]), labels=torch.tensor([1]))
+    model.train()
+    losses = model.loss(torch.randn(1, 3, 96, 96), [sample])
+    sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if 'loss' in k).backward()
+    with_grad = {n.split('.')[0] for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == {'backbone'}
+    with pytest.raises(ValueError, match=r'trainable must name parts of FasterRCNN \(data_preprocessor, backbone'):
+        with scope('mmdet'):
+            MODELS.build(dict(cfg.model, trainable=('backbones', )))
 
 
 def test_warmup_changes_only_the_backbone_then_finetune_changes_all(shapes, tmp_path):
@@ -198,9 +217,45 @@ def test_a_start_retrained_in_place_makes_the_next_stage_another(shapes, tmp_pat
         run_stage(cfg, str(tmp_path / 'next'), load_from=start)
 
 
+def test_a_stage_trained_by_other_code_is_named_and_can_be_accepted(shapes, tmp_path,
+                                                                     monkeypatch):
+    """After an upgrade (another mmdas source, another framework version) a finished or
+    interrupted stage is neither reused nor resumed without a word: the error names the code
+    difference, and --accept code reuses it and writes the acceptance into the record."""
+    import mmdas.engine.stage_record as records
+    cfg = tiny_cfg(shapes, tmp_path, iters=1)
+    work = str(tmp_path / 'stage')
+    final = run_stage(cfg, work)
+    monkeypatch.setattr(records, 'source_digest', lambda root=records.PACKAGE_ROOT: 'edited')
+    with pytest.raises(StaleStageError, match=r'code.mmdas_source_sha256: \w+ then, edited now'):
+        run_stage(cfg, work)
+    assert run_stage(cfg, work, accept=('code', )) == final
+    record = json.load(open(osp.join(work, 'stage_record.json')))
+    assert record['code']['mmdas_source_sha256'] == 'edited'
+    assert record['accepted'][0]['differences'][0].startswith('code.mmdas_source_sha256:')
+    assert run_stage(cfg, work) == final  # accepted once, recorded: reused from now on
+    with pytest.raises(ValueError, match=r"accept must name sections of \('code', 'world'\)"):
+        records.record_differences(record, record, accept=('config', ))
+
+
+def test_source_digest_follows_the_code_not_the_docs(tmp_path):
+    import shutil
+
+    from mmdas.engine.stage_record import PACKAGE_ROOT, source_digest
+    copy = tmp_path / 'mmdas'
+    shutil.copytree(PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns('__pycache__', '.mim'))
+    base = source_digest(str(copy))
+    assert base == source_digest()
+    (copy / 'NOTES.md').write_text('a doc edit')
+    assert source_digest(str(copy)) == base
+    gate = copy / 'models' / 'plugins' / 'das_gate.py'
+    gate.write_text(gate.read_text() + '\n# a code edit\n')
+    assert source_digest(str(copy)) != base
+
+
 def test_presentation_is_not_part_of_a_stage(shapes, tmp_path):
     from mmdas.engine import quiet_cfg
-    from mmdas.engine.two_stage import stage_record
+    from mmdas.engine.stage_record import stage_record
     cfg = tiny_cfg(shapes, tmp_path)
     quiet = quiet_cfg(cfg, '[3/7] a title that depends on the number of seeds')
     quiet.work_dir = str(tmp_path / 'elsewhere')
@@ -233,13 +288,6 @@ def test_missing_dataset_names_the_path(tmp_path):
     cfg = tiny_cfg(str(tmp_path / 'no_such_root'), tmp_path)
     with pytest.raises(FileNotFoundError, match='no_such_root'):
         build_runner(cfg).train()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (a fixed one can still be in TIME_WAIT from a last run)."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_our_train_tool_runs_two_process_ddp_with_gloo_on_cpu(shapes, tmp_path):

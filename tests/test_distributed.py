@@ -246,3 +246,38 @@ def test_slurm_two_stage_script_passes_its_arguments(slurm_stubs, tmp_path):
         'tools/train_two_stage.py', 'warm.py', 'fine.py', '--work-dir=work', '--launcher=slurm',
         '--stage1-load-from', 'a.pth', '--amp'
     ]
+
+
+def load_tool(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_stage_flags_apply_to_both_stages(monkeypatch):
+    """--amp gives both stages mmengine's AmpOptimWrapper (dynamic loss scale, as mmdet's
+    --amp), --auto-scale-lr enables each stage's own auto_scale_lr; what mmengine then does
+    with them on a GPU is mmengine's (it refuses AmpOptimWrapper without an accelerator)."""
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    tool = load_tool('train_two_stage')
+    warm = osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py')
+    fine = osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py')
+    args = tool.parse_args([
+        warm, fine, '--work-dir', 'w', '--amp', '--auto-scale-lr', '--cfg-options',
+        'train_dataloader.batch_size=4', '--launcher', 'pytorch', '--local-rank', '3'
+    ])
+    cfgs = tool.stage_configs(args)
+    assert [cfg.model.type for cfg in cfgs] == ['BackboneWarmup', 'FasterRCNN']
+    for cfg in cfgs:
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.loss_scale == 'dynamic'
+        assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+        assert cfg.train_dataloader.batch_size == 4 and cfg.launcher == 'pytorch'
+    assert os.environ['LOCAL_RANK'] == '3'  # what mmengine reads
+    cfg = Config.fromfile(fine)
+    cfg.auto_scale_lr = dict(enable=False)
+    from mmdas.engine import apply_train_args
+    with pytest.raises(ValueError, match='--auto-scale-lr needs auto_scale_lr.base_batch_size'):
+        apply_train_args(cfg, args)

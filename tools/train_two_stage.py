@@ -21,6 +21,7 @@ or changing the number of processes).
 """
 import argparse
 import sys
+from typing import List, Optional
 
 from mmengine.config import Config
 from mmengine.dist import get_rank, get_world_size
@@ -31,7 +32,7 @@ from mmdas.engine import (StaleStageError, add_train_args, apply_train_args, ini
 from mmdas.engine.stage_record import ACCEPTABLE
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('warmup_config', help='stage 1: backbone warm-up config')
@@ -60,14 +61,21 @@ def parse_args() -> argparse.Namespace:
         help='reuse or resume a stage recorded under other code (' + ACCEPTABLE['code'] +
         ') or another world (' + ACCEPTABLE['world'] + '); the acceptance is recorded')
     add_train_args(parser)
-    return parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def stage_configs(args: argparse.Namespace) -> List[Config]:
+    """Both stages' configs with the command line's flags applied to each."""
+    cfgs = [Config.fromfile(path) for path in (args.warmup_config, args.finetune_config)]
+    for cfg in cfgs:
+        apply_train_args(cfg, args)
+    return cfgs
 
 
 def main() -> None:
     args = parse_args()
-    cfgs = [Config.fromfile(path) for path in (args.warmup_config, args.finetune_config)]
+    cfgs = stage_configs(args)
     for cfg in cfgs:
-        apply_train_args(cfg, args)
         init_distributed(cfg, args.launcher)  # the process group, before any decision
     resume_from = None if args.resume in (None, 'auto') else args.resume
     try:

@@ -19,8 +19,9 @@ Sections:
   detector  one Faster R-CNN training step (1333x800, batch 2), DAS-R50 against R50
   growth    a DAS gate (256 ch) against mmcv's NonLocal2d at the same place, forward, at several
             map sizes; the exponent of latency against pixel count is fitted and plotted
-  memory    peak memory of that training step: CUDA's max allocated, or on CPU the peak
-            resident size of a fresh process each
+  memory    one forward and backward of that training step, R50 and DAS-R50, with_cp off and
+            on, each in a fresh process: CUDA's max allocated, or on CPU the peak resident
+            size and the bytes the forward keeps for backward (mmdas.analysis.memory)
   onnx      ONNX Runtime (CPU) latency at 224x224 batch 1 of DAS-R50 and ResNet-50 exported by
             mmdas.deployment, against the same models in PyTorch
   onnx_detector  the whole Faster R-CNN (DAS-R50 and R50) at 1333x800, image to detections:
@@ -212,13 +213,15 @@ def backbone_section(bench: Bench) -> List[Row]:
 
 
 DETECTORS = ('Faster R-CNN R50', 'Faster R-CNN DAS-R50')
+WITH_CP = ' with_cp'
 
 
 def _detector_steps(device: str,
                     variants=DETECTORS,
                     size=(800, 1333),
                     batch=2) -> Dict[str, Callable]:
-    """One SGD training step of each Faster R-CNN variant on a fixed random batch."""
+    """One SGD training step of each Faster R-CNN variant on a fixed random batch (a variant
+    name ending in ' with_cp' checkpoints the backbone's blocks and gates)."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -231,6 +234,9 @@ def _detector_steps(device: str,
     cfg.model.backbone.init_cfg = None
     model_cfgs = {'Faster R-CNN DAS-R50': cfg.model, 'Faster R-CNN R50': cfg.model.copy()}
     model_cfgs['Faster R-CNN R50'].backbone = plain_backbone_cfg(cfg.model.backbone)
+    for name in DETECTORS:
+        model_cfgs[name + WITH_CP] = copy.deepcopy(model_cfgs[name])
+        model_cfgs[name + WITH_CP].backbone.with_cp = True
     h, w = size
     g = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 3, h, w, generator=g).to(device)
@@ -249,13 +255,17 @@ def _detector_steps(device: str,
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
-        def run():
+        def loss():
             losses = model.loss(inputs, samples)
+            return sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items()
+                       if 'loss' in k)
+
+        def run():
             opt.zero_grad()
-            sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items()
-                if 'loss' in k).backward()
+            loss().backward()
             opt.step()
 
+        run.model, run.loss = model, loss
         return run
 
     return {name: make_step(name) for name in variants}
@@ -306,31 +316,35 @@ def growth_section(bench: Bench) -> List[Row]:
 
 
 def _peak_memory_child(variant: str, device: str, queue) -> None:
+    """In a fresh process: the bytes one forward keeps for backward, then the peak memory of
+    one forward and backward."""
+    from mmdas.analysis.memory import saved_tensor_bytes
     step = _detector_steps(device, [variant])[variant]
+    saved = saved_tensor_bytes(step.model, step.loss)
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     step()
-    step()
-    if device == 'cuda':
-        queue.put(torch.cuda.max_memory_allocated())
-    else:
-        queue.put(peak_rss_bytes())
+    queue.put((saved, torch.cuda.max_memory_allocated() if device == 'cuda' else peak_rss_bytes()))
 
 
 def memory_section(bench: Bench) -> List[Row]:
     import multiprocessing as mp
     device = bench.device
     ctx = mp.get_context('spawn')
-    peaks = {}
-    for variant in DETECTORS:
+    peaks, saved = {}, {}
+    for variant in [name + cp for cp in ('', WITH_CP) for name in DETECTORS]:
         queue = ctx.Queue()
         proc = ctx.Process(target=_peak_memory_child, args=(variant, device, queue))
         proc.start()
-        peaks[variant] = queue.get()
+        saved[variant], peaks[variant] = queue.get()
         proc.join()
     kind = 'max allocated' if device == 'cuda' else 'peak RSS'
-    return [(f'train step 1333x800 b2 memory ({kind})', '2 steps', n, f'{v / 2**30:.2f} GiB',
-             ratio(v, peaks['Faster R-CNN R50'])) for n, v in peaks.items()]
+    rows = []
+    for case, values in ((f'train fwd+bwd 1333x800 b2 ({kind})', peaks),
+                         ('train fwd 1333x800 b2 (kept for backward)', saved)):
+        rows += [(case, 'memory', n, f'{v / 2**20:.0f} MiB', ratio(v, values['Faster R-CNN R50']))
+                 for n, v in values.items()]
+    return rows
 
 
 def onnx_section(bench: Bench) -> List[Row]:
