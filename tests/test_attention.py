@@ -164,3 +164,38 @@ def test_a_detectors_top_detection_is_explained_with_its_box(tmp_path, coco_shap
     assert exp.box is not None and exp.box.shape == (4, ) and 0 <= exp.label < 4
     assert all(cam.shape == image.rgb.shape[:2] for cam in exp.cams.values())
     assert len(exp.gates) == 4
+
+
+def test_maps_of_a_padded_detector_input_are_in_the_image_frame(tmp_path):
+    """A 120x160 image enters the demo detector padded to 128x160 (pad_size_divisor=32): the
+    Grad-CAMs, gate maps and sfd regions all live in the unpadded 120x160 frame, and a known
+    object stays where it is in the picture."""
+    import cv2
+
+    from mmdas.analysis import sfd_score
+    from mmdas.analysis.attention import to_image_frame
+    picture = np.full((120, 160, 3), 40, np.uint8)
+    picture[70:110, 110:150] = 255  # the object, near the bottom-right corner
+    cv2.imwrite(str(tmp_path / 'img.png'), picture)
+    cfg = Config.fromfile(DAS_DET)
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), tmp_path / 'det.pth')
+    model = init_model(cfg, str(tmp_path / 'det.pth'))
+    model.test_cfg.rcnn.score_thr = 0.0  # an untrained head: explain whatever scores highest
+    image = prepare_image(cfg, model, str(tmp_path / 'img.png'))
+    assert image.inputs.shape[-2:] == (128, 160) and image.rgb.shape == (120, 160, 3)
+    # the frame rule on a map whose content is known: the input itself, padding included
+    brightness = to_image_frame(image.inputs[0].mean(0).numpy(), image, rescale=True)
+    assert brightness.shape == (120, 160) and brightness.max() == 1.0
+    rows, cols = np.nonzero(brightness > 0.9)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (70, 109, 110, 149)
+    exp = explain(model, image, ['backbone.layer3', 'backbone.layer4'])
+    for cam in exp.cams.values():
+        assert cam.shape == (120, 160) and cam.min() == 0.0 and cam.max() == 1.0
+    assert [amap.shape for _, amap in exp.gates] == [(30, 40), (15, 20), (8, 10), (4, 5)]
+    region = np.zeros((120, 160), bool)
+    region[70:110, 110:150] = True
+    for cam in exp.cams.values():
+        assert 0.0 <= sfd_score(cam, region) <= 1.0  # one shape: no mismatch to raise

@@ -79,7 +79,9 @@ def test_warmup_freezes_everything_but_the_backbone_before_training(shapes, scop
     sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if 'loss' in k).backward()
     with_grad = {n.split('.')[0] for n, p in model.named_parameters() if p.grad is not None}
     assert with_grad == {'backbone'}
-    with pytest.raises(ValueError, match=r'trainable must name parts of FasterRCNN \(data_preprocessor, backbone'):
+    with pytest.raises(
+            ValueError,
+            match=r'trainable must name parts of FasterRCNN \(data_preprocessor, backbone'):
         with scope('mmdet'):
             MODELS.build(dict(cfg.model, trainable=('backbones', )))
 
@@ -217,8 +219,7 @@ def test_a_start_retrained_in_place_makes_the_next_stage_another(shapes, tmp_pat
         run_stage(cfg, str(tmp_path / 'next'), load_from=start)
 
 
-def test_a_stage_trained_by_other_code_is_named_and_can_be_accepted(shapes, tmp_path,
-                                                                     monkeypatch):
+def test_a_stage_trained_by_other_code_is_named_and_can_be_accepted(shapes, tmp_path, monkeypatch):
     """After an upgrade (another mmdas source, another framework version) a finished or
     interrupted stage is neither reused nor resumed without a word: the error names the code
     difference, and --accept code reuses it and writes the acceptance into the record."""
@@ -263,24 +264,71 @@ def test_presentation_is_not_part_of_a_stage(shapes, tmp_path):
     assert stage_record(cfg, 'a.pth') != stage_record(cfg, 'b.pth')
 
 
-def test_coco_bbox_ap_is_evaluated_with_pycocotools(shapes, tmp_path, capsys):
+def detections_from_truth(ann_file: str, classes, shift: float = 0.0):
+    """mmdet data samples whose predictions are a split's own ground-truth boxes (score 1),
+    each moved right by ``shift`` pixels."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    from pycocotools.coco import COCO
+    truth = COCO(ann_file)
+    label = {cat: classes.index(truth.cats[cat]['name']) for cat in truth.cats}
+    samples = []
+    for img_id, img in truth.imgs.items():
+        anns = truth.imgToAnns[img_id]
+        boxes = torch.tensor([[x + shift, y, x + w + shift, y + h] for x, y, w, h in
+                              (a['bbox'] for a in anns)]).reshape(-1, 4)
+        sample = DetDataSample(metainfo=dict(img_id=img_id, ori_shape=(img['height'],
+                                                                      img['width'])))
+        sample.pred_instances = InstanceData(
+            bboxes=boxes,
+            scores=torch.ones(len(anns)),
+            labels=torch.tensor([label[a['category_id']] for a in anns], dtype=torch.long))
+        samples.append(sample.to_dict())
+    return samples
+
+
+def coco_bbox_map(cfg: Config, samples) -> float:
+    from mmdet.evaluation import CocoMetric
+    metric = CocoMetric(ann_file=cfg.test_evaluator.ann_file, metric='bbox')
+    metric.dataset_meta = dict(classes=cfg.metainfo['classes'])
+    metric.process({}, samples)
+    return metric.evaluate(len(samples))['coco/bbox_mAP']
+
+
+def test_coco_bbox_ap_of_the_truth_is_one(shapes, tmp_path):
+    """mmdet's CocoMetric on a split's own annotations: the ground truth as detections scores
+    bbox mAP 1.0, the same boxes moved by a few pixels less (the size-range APs are not
+    compared: ``area`` is the visible-pixel count)."""
     cfg = tiny_cfg(shapes, tmp_path)
+    assert cfg.test_evaluator.ann_file.endswith('instances_test.json')
+    classes = list(cfg.metainfo['classes'])
+    truth = detections_from_truth(cfg.test_evaluator.ann_file, classes)
+    assert sum(len(s['pred_instances']['labels']) for s in truth) > 8
+    assert coco_bbox_map(cfg, truth) == 1.0
+    moved = detections_from_truth(cfg.test_evaluator.ann_file, classes, shift=3.0)
+    assert 0.0 < coco_bbox_map(cfg, moved) < 0.9
+
+
+def test_coco_bbox_ap_is_evaluated_with_pycocotools(shapes, tmp_path):
+    """The test loop scores the test split against the test split's annotations: the same
+    detections scored by pycocotools directly give the same AP."""
+    cfg = tiny_cfg(shapes, tmp_path, iters=4)
     ckpt = run_stage(cfg, str(tmp_path / 'train'))
     test_cfg = tiny_cfg(shapes, tmp_path / 'test')
     test_cfg.load_from = ckpt
     test_cfg.test_evaluator.outfile_prefix = str(tmp_path / 'dets')  # the detections, as json
     metrics = build_runner(test_cfg).test()
     assert {'coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_s'} <= set(metrics)
-    # the same detections scored by pycocotools directly (mmdet rounds to 3 decimals)
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    truth = COCO(osp.join(shapes, 'annotations', 'instances_val.json'))
+    truth = COCO(osp.join(shapes, 'annotations', 'instances_test.json'))
     found = truth.loadRes(str(tmp_path / 'dets.bbox.json'))
+    assert {d['image_id'] for d in found.dataset['annotations']} <= set(truth.imgs)
     evaluation = COCOeval(truth, found, 'bbox')
     evaluation.evaluate()
     evaluation.accumulate()
     evaluation.summarize()
-    assert metrics['coco/bbox_mAP'] == round(evaluation.stats[0], 3)
+    assert metrics['coco/bbox_mAP'] == round(evaluation.stats[0], 3)  # mmdet rounds to 3
     assert metrics['coco/bbox_mAP_50'] == round(evaluation.stats[1], 3)
 
 

@@ -32,12 +32,13 @@ def launch(script: str, args, env=None, timeout: int = 420) -> subprocess.Comple
         PYTHONPATH=os.pathsep.join([ROOT, TESTS]),
         CUDA_VISIBLE_DEVICES='-1',
         **(env or {}))
-    return subprocess.run(['bash', osp.join('tools', script)] + [str(a) for a in args],
-                          cwd=ROOT,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ['bash', osp.join('tools', script)] + [str(a) for a in args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout)
 
 
 def probed(cfg: Config) -> Config:
@@ -77,11 +78,11 @@ def samples(stage_dir: str, rank: int):
 def test_two_stage_schedule_on_two_processes(two_stage_files):
     files = two_stage_files
     work = files['work']
-    stage1, stage2 = (osp.join(work, name) for name in ('stage1_backbone_warmup',
-                                                        'stage2_finetune'))
+    stage1, stage2 = (
+        osp.join(work, name) for name in ('stage1_backbone_warmup', 'stage2_finetune'))
     args = [
-        files['warm'], files['fine'], 2, '--work-dir', work, '--stage1-load-from',
-        files['start'], '--auto-scale-lr'
+        files['warm'], files['fine'], 2, '--work-dir', work, '--stage1-load-from', files['start'],
+        '--auto-scale-lr'
     ]
     # 1. Both ranks exit right after stage 2's checkpoint at iteration 2 (a killed job).
     run = launch('dist_train_two_stage.sh', args, env=dict(PROBE_EXIT_AFTER='stage2_finetune:2'))

@@ -9,13 +9,18 @@ from mmdas.models.backbones.das_backbone import GatedStage
 
 CASES = [
     ('mmdet', dict(type='DASResNet', depth=50, base_channels=16, norm_eval=True)),
-    ('mmdet', dict(type='DASResNet', depth=50, base_channels=16, frozen_stages=1,
-                   norm_eval=True)),
+    ('mmdet', dict(type='DASResNet', depth=50, base_channels=16, frozen_stages=1, norm_eval=True)),
     ('mmdet', dict(type='DASResNet', depth=18, base_channels=16, gate=dict(type='CBAMGate'))),
     ('mmdet', dict(type='DASMobileNetV2', widen_factor=0.5, gate_indices=(0, 2, 6))),
     ('mmpretrain', dict(type='DASResNet', depth=18, base_channels=16, out_indices=(0, 1, 2, 3))),
-    ('mmpretrain', dict(type='DASResNet', depth=50, base_channels=16, frozen_stages=1,
-                        gate=dict(type='CBAMGate'), out_indices=(0, 1, 2, 3))),
+    ('mmpretrain',
+     dict(
+         type='DASResNet',
+         depth=50,
+         base_channels=16,
+         frozen_stages=1,
+         gate=dict(type='CBAMGate'),
+         out_indices=(0, 1, 2, 3))),
     ('mmseg', dict(type='DASResNetV1c', depth=18, base_channels=16)),
 ]
 
@@ -63,8 +68,8 @@ def test_with_cp_recomputes_the_gates_and_changes_nothing(scope_name, cfg):
     # (reentrant: mmpretrain's ResNet, mmdet's MobileNetV2) counts it twice in the other blocks
     # it recomputes, as it does without gates.
     stage_names = {id(m): n for n, m in checkpointed.named_modules()}
-    segments = tuple(f'{stage_names[id(stage)]}.{name}.'
-                     for stage in stages for name in list(stage._modules)[-2:])
+    segments = tuple(f'{stage_names[id(stage)]}.{name}.' for stage in stages
+                     for name in list(stage._modules)[-2:])
     twice = double_counted(ref[2], got[2])
     assert not [n for n in twice if f'{n}.'.startswith(segments)]
     for name, buffer in ref[2].items():

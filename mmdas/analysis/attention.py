@@ -2,9 +2,13 @@
 two-stage detectors.
 
 Grad-CAM is pytorch-grad-cam's (``GradCAM``, one per target layer, so each layer's map is its
-own, min-max scaled to [0, 1] at the input's size). For a classifier it explains a class
-logit; for a detector, the class score of its top-scoring detection: the RoI head's
-classification of that box, as a function of the image.
+own, min-max scaled to [0, 1]). For a classifier it explains a class logit; for a detector, the
+class score of its top-scoring detection: the RoI head's classification of that box, as a
+function of the image.
+
+Every map :func:`explain` returns lives in one frame: the image the model saw without its
+padding (``PreparedImage.rgb``; a detector's data preprocessor pads the batch to
+``pad_size_divisor``), cropped by :func:`to_image_frame`, the one place that rule is written.
 """
 import copy
 from dataclasses import dataclass
@@ -26,7 +30,23 @@ class PreparedImage:
     path: str
     inputs: Tensor  # (1, 3, H, W), normalised by the model's data preprocessor
     data_sample: Any
-    rgb: np.ndarray  # (H, W, 3) uint8, the image after the test pipeline (resized)
+    rgb: np.ndarray  # (h, w, 3) uint8, the image after the test pipeline, unpadded
+
+
+def to_image_frame(amap: np.ndarray, image: PreparedImage, rescale: bool) -> np.ndarray:
+    """``amap``, a map over the model's (padded) input canvas at any resolution (a Grad-CAM at
+    the input's size, a gate map at its stage's), cropped to the part that covers the image
+    without padding, the frame of ``image.rgb`` (padding is added at the bottom and right).
+    ``rescale`` min-max scales the crop to [0, 1] again (Grad-CAM scales over the whole
+    canvas, padding included)."""
+    (h, w), (H, W) = image.rgb.shape[:2], image.inputs.shape[-2:]
+    rows = max(1, round(amap.shape[0] * h / H))
+    cols = max(1, round(amap.shape[1] * w / W))
+    crop = amap[:rows, :cols]
+    if not rescale:
+        return crop
+    low, high = float(crop.min()), float(crop.max())
+    return (crop - low) / (high - low) if high > low else np.zeros_like(crop)
 
 
 def prepare_image(cfg: Config, model: nn.Module, path: str) -> PreparedImage:
@@ -115,8 +135,8 @@ class Explanation:
     label: int
     score: float
     box: Optional[np.ndarray]  # the detection's box (x1, y1, x2, y2) in input pixels
-    cams: Dict[str, np.ndarray]  # target layer -> H x W Grad-CAM in [0, 1]
-    gates: List[Tuple[str, np.ndarray]]
+    cams: Dict[str, np.ndarray]  # target layer -> h x w Grad-CAM in [0, 1], image frame
+    gates: List[Tuple[str, np.ndarray]]  # gate name -> its map in the image frame
 
 
 def explain(model: nn.Module,
@@ -124,7 +144,8 @@ def explain(model: nn.Module,
             target_layers: Sequence[str],
             label: Optional[int] = None) -> Explanation:
     """Grad-CAM at each target layer for ``label`` (default: the predicted class, or for a
-    detector the top-scoring detection) and the DAS gate maps."""
+    detector the top-scoring detection) and the DAS gate maps, all in the image's frame
+    (:func:`to_image_frame`)."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layers = resolve_layers(model, target_layers)
@@ -150,8 +171,10 @@ def explain(model: nn.Module,
     for name, layer in zip(target_layers, layers):
         cam = GradCAM(model=target_model, target_layers=[layer])
         try:
-            cams[name] = cam(image.inputs, targets=[ClassifierOutputTarget(label)])[0]
+            cams[name] = to_image_frame(
+                cam(image.inputs, targets=[ClassifierOutputTarget(label)])[0], image, True)
         finally:
             cam.activations_and_grads.release()
-    return Explanation(label, score, None if box is None else box.numpy(), cams,
-                       gate_maps(model, image.inputs))
+    gates = [(name, to_image_frame(amap, image, False))
+             for name, amap in gate_maps(model, image.inputs)]
+    return Explanation(label, score, None if box is None else box.numpy(), cams, gates)

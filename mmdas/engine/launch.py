@@ -56,8 +56,7 @@ def apply_train_args(cfg: Config, args: argparse.Namespace) -> None:
     config has no ``auto_scale_lr.base_batch_size``)."""
     apply_launcher_args(cfg, args)
     if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper',
-                                                                 'AmpOptimWrapper'):
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError(f'--amp: optim_wrapper.type is {cfg.optim_wrapper.type!r}; --amp '
                              "replaces mmengine's OptimWrapper only")
         cfg.optim_wrapper.type = 'AmpOptimWrapper'

@@ -27,8 +27,9 @@ PRESENTATION = dict(runner_type='QuietRunner', hook_type='ProgressBarHook')
 #: The distributions whose versions a record keeps (those installed).
 FRAMEWORKS = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain', 'mmsegmentation')
 #: Record sections a user may accept a difference in (``--accept``), and what they hold.
-ACCEPTABLE = dict(code='the mmdas source and the framework versions',
-                  world='the number of processes, the total batch and the scaled lr')
+ACCEPTABLE = dict(
+    code='the mmdas source and the framework versions',
+    world='the number of processes, the total batch and the scaled lr')
 PACKAGE_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -139,12 +140,16 @@ def stage_record(cfg: Config,
 
 def _section_differences(section: str, old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     if section in ('code', 'world') and section not in old:
-        return [f'{section}: not recorded (a stage written by mmdas < 0.5), '
-                f'{_flatten(new[section])} now']
+        return [
+            f'{section}: not recorded (a stage written by mmdas < 0.5), '
+            f'{_flatten(new[section])} now'
+        ]
     before, now = old.get(section, {}), new.get(section, {})
     keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    return [f"{section}.{key}: {before.get(key, '(unset)')} then, {now.get(key, '(unset)')} now"
-            for key in keys]
+    return [
+        f"{section}.{key}: {before.get(key, '(unset)')} then, {now.get(key, '(unset)')} now"
+        for key in keys
+    ]
 
 
 def record_differences(old: Dict[str, Any],

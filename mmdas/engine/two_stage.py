@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
-from mmengine.dist import all_gather_object, barrier, broadcast_object_list, get_rank, get_world_size
+from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_rank,
+                           get_world_size)
 from mmengine.runner import find_latest_checkpoint
 
 from .runner import build_runner
-from .stage_record import (ACCEPTABLE, record_differences, same_stage, stage_record,
-                           with_accepted)
+from .stage_record import ACCEPTABLE, record_differences, same_stage, stage_record, with_accepted
 
 DONE_FILE = 'stage_done.json'
 RECORD_FILE = 'stage_record.json'

@@ -257,8 +257,8 @@ def _detector_steps(device: str,
 
         def loss():
             losses = model.loss(inputs, samples)
-            return sum(v if torch.is_tensor(v) else sum(v) for k, v in losses.items()
-                       if 'loss' in k)
+            return sum(
+                v if torch.is_tensor(v) else sum(v) for k, v in losses.items() if 'loss' in k)
 
         def run():
             opt.zero_grad()

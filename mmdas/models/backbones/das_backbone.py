@@ -118,8 +118,8 @@ class GatedStage(Sequential):
 
     def _checkpoint_contexts(self):
         *_, last_block, gate = self
-        return contextlib.nullcontext(), batchnorm_statistics_kept(nn.ModuleList([last_block,
-                                                                                  gate]))
+        return contextlib.nullcontext(), batchnorm_statistics_kept(
+            nn.ModuleList([last_block, gate]))
 
     def forward(self, x: Tensor) -> Tensor:
         *blocks, last_block, gate = self
@@ -155,9 +155,10 @@ class StageGatesMixin:
         for name, num_channels in zip(stage_names, channels):
             gate = build_gate(gate_cfg, num_channels)
             self.gate_name = gate_attribute(gate)
-            setattr(self, name,
-                    GatedStage(getattr(self, name), self.gate_name, gate,
-                               getattr(self, 'with_cp', False)))
+            setattr(
+                self, name,
+                GatedStage(
+                    getattr(self, name), self.gate_name, gate, getattr(self, 'with_cp', False)))
         self._freeze_stages()
 
     def stage_gates(self) -> List[nn.Module]:
