@@ -1,4 +1,4 @@
-__version__ = '0.4.0'
+__version__ = '0.5.0'
 
 #: The one place the supported framework versions are written: ``[low, high)`` per package.
 #: ``import mmdas`` checks them (ImportError naming the range) and ``setup.py`` turns them into

@@ -173,6 +173,26 @@ def test_what_the_graph_does_not_cover_is_refused_by_name(coco_shapes):
         TwoStageDetectorGraph(init_model(cfg))
 
 
+@pytest.mark.parametrize('config, family', [
+    ('cascade-rcnn_das-r50_fpn_1x_coco.py', 'CascadeRCNN'),
+    ('mask-rcnn_das-r50_fpn_1x_coco.py', 'MaskRCNN'),
+    ('retinanet_das-r50_fpn_1x_coco.py', 'RetinaNet'),
+    ('fcos_das-r50-caffe_fpn_gn-head_1x_coco.py', 'FCOS'),
+])
+def test_a_family_the_export_does_not_write_is_refused_before_tracing(config, family, scope):
+    """Cascade R-CNN's three box heads used to get into the graph and die on a missing
+    ``bbox_coder``: each family the export does not write is named, with the supported ones."""
+    from mmdet.registry import MODELS
+
+    from mmdas.deployment.detector import TwoStageDetectorGraph
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/das', config))
+    cfg.model.backbone.init_cfg = None
+    with scope('mmdet'):
+        detector = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match=f'covers FasterRCNN; {family} is not exported whole'):
+        TwoStageDetectorGraph(detector)
+
+
 def test_each_detection_is_matched_to_its_own_counterpart_first():
     """A reference detection without a counterpart (a flipped tie) must not take a neighbour's
     counterpart: the closest pairs match first, and the flip is counted, not hidden."""
@@ -191,3 +211,26 @@ def test_each_detection_is_matched_to_its_own_counterpart_first():
     assert match['box_diffs'] == [pytest.approx(0.5)]
     assert not within_tolerance(match, 100, 1, 0.05, 1e-3, 0.1)
     assert within_tolerance(match, 100, 1, 0.05, 1e-3, 0.1, flips=1)
+
+
+def test_export_without_the_data_set_checks_on_generated_images(tmp_path):
+    """No test set on disk: --coco stops in one line naming the file and the flag; otherwise
+    the file is checked on generated images, and a model that finds nothing there (here: a
+    score threshold nothing passes) fails on '0 detections compared'."""
+    missing = str(tmp_path / 'no_data')
+    options = [
+        '--cfg-options', f'test_dataloader.dataset.data_root={missing}/',
+        f'test_evaluator.ann_file={missing}/annotations/instances_test.json'
+    ]
+    out = str(tmp_path / 'det.onnx')
+    proc = run_tool('tools/deployment/pytorch2onnx.py',
+                    [osp.join(ROOT, DEMO), '--out', out, '--coco'] + options)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'--coco: no annotation file at {missing}/annotations/instances_test.json (the '
+        "config's test set); put the data set there or leave --coco out")
+    proc = run_tool('tools/deployment/pytorch2onnx.py', [osp.join(ROOT, DEMO), '--out', out] +
+                    options + ['model.test_cfg.rcnn.score_thr=1.01'])
+    assert "the config's test set is not on disk" in proc.stdout, proc.stderr[-3000:]
+    assert 'checking on 3 generated shapes images' in proc.stdout
+    assert proc.returncode == 1 and '0 detections compared' in proc.stderr

@@ -47,6 +47,9 @@ INPUT_NAMES = ['image', 'image_info']
 WH_RATIO_CLIP = 16 / 1000
 OUTPUT_NAMES = ['dets', 'labels']
 
+#: The detector families whose whole graph mmdas writes, by class name.
+EXPORTED_DETECTORS = ('FasterRCNN', )
+
 
 def _topk_count(values: Tensor, k: int) -> Tensor:
     """``min(k, len(values))``, kept dynamic under tracing (ONNX's TopK needs K <= the size)."""
@@ -95,6 +98,11 @@ class TwoStageDetectorGraph(nn.Module):
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
+        family = type(detector).__name__
+        if family not in EXPORTED_DETECTORS:
+            raise ValueError(f'whole-detector export covers {", ".join(EXPORTED_DETECTORS)}; '
+                             f'{family} is not exported whole (its graph is not written). '
+                             'Export its backbone and neck with --backbone-only')
         for part in ('rpn_head', 'roi_head'):
             if not hasattr(detector, part):
                 raise ValueError('whole-detector export covers two-stage detectors with an RPN '

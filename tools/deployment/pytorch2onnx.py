@@ -34,11 +34,13 @@ and stored in the file's metadata).
 """
 import argparse
 import contextlib
+import glob
 import io
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Tuple
+import tempfile
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -175,17 +177,38 @@ def export_tensor_model(args, cfg: Config) -> int:
     return 0
 
 
+def test_annotations(cfg: Config) -> str:
+    """The path of the config's test-set annotation file."""
+    dataset = cfg.test_dataloader.dataset
+    return osp.join(dataset.get('data_root', ''), dataset.ann_file)
+
+
 def test_set(cfg: Config):
     """The config's COCO-format test set: its annotations and a function from image id to path."""
     from pycocotools.coco import COCO
     dataset = cfg.test_dataloader.dataset
-    coco = COCO(osp.join(dataset.data_root, dataset.ann_file))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(test_annotations(cfg))
     folder = osp.join(dataset.data_root, dataset.get('data_prefix', {}).get('img', ''))
     return coco, lambda image_id: osp.join(folder, coco.loadImgs(image_id)[0]['file_name'])
 
 
-def test_images(cfg: Config, count: int = 3) -> List[str]:
-    """Up to ``count`` images of the config's test set, spread over it."""
+def check_images(cfg: Config, given: Optional[List[str]], count: int = 3) -> List[str]:
+    """The images the file is checked on: ``given``; else up to ``count`` images of the
+    config's test set, spread over it; else, where that set is not on disk, ``count`` synthetic
+    shapes images written to a temporary folder (said on the console)."""
+    if given:
+        return given
+    annotations = test_annotations(cfg)
+    if not osp.isfile(annotations):
+        from mmdas.datasets import make_shapes_coco
+        folder = tempfile.mkdtemp(prefix='mmdas_check_images_')
+        make_shapes_coco(folder, num_train=0, num_val=0, num_test=count)
+        images = sorted(glob.glob(osp.join(folder, 'test', '*.jpg')))
+        print(f"the config's test set is not on disk ({annotations}): checking on {count} "
+              f'generated shapes images in {folder} (pass --images to check on your own; a model '
+              'that finds nothing in them fails the check)')
+        return images
     coco, path = test_set(cfg)
     ids = sorted(coco.getImgIds())
     return [path(ids[i * len(ids) // count]) for i in range(min(count, len(ids)))]
@@ -232,7 +255,10 @@ def export_whole_detector(args, cfg: Config) -> int:
     import onnxruntime
     model = init_model(cfg, args.checkpoint)
     say_weights(model.weights, model.skipped_pretrained)
-    images = args.images or test_images(cfg)
+    if args.coco and not osp.isfile(test_annotations(cfg)):
+        raise SystemExit(f'--coco: no annotation file at {test_annotations(cfg)} (the config\'s '
+                         'test set); put the data set there or leave --coco out')
+    images = check_images(cfg, args.images)
     first = cv2.imread(images[0])
     if first is None:
         raise SystemExit(f'cannot read the image {images[0]!r}')
@@ -255,6 +281,7 @@ def export_whole_detector(args, cfg: Config) -> int:
     print(f'against mmdet (inference_detector), matched by class and IoU >= 0.5; allowed: '
           f'box {args.max_box_diff} px, score {args.max_score_diff}, nothing unmatched from '
           f'score {args.unmatched_score}')
+    compared = 0
     for path in images:
         image = cv2.imread(path)
         if image is None:
@@ -273,6 +300,11 @@ def export_whole_detector(args, cfg: Config) -> int:
                   f"{m['top_unmatched_score']:.3f} {'ok' if ok else 'FAIL'}")
             if not ok:
                 failures.append(f'{label}: {m}')
+            compared += m['matched']
+    if compared == 0:
+        failures.append('0 detections compared: mmdet found nothing on the check images, so '
+                        'nothing was checked (an untrained model, or images unlike its data: '
+                        'pass --images with pictures it detects objects in)')
     if args.coco:
         scores = coco_ap(cfg, model, session)
         for name, (ap, ap50) in scores.items():
