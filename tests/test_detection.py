@@ -170,6 +170,26 @@ def test_interrupted_stage_resumes_only_under_the_same_record(shapes, tmp_path):
     assert len(aside) == 1 and osp.isfile(tmp_path / aside[0] / 'iter_1.pth')
 
 
+def test_resume_from_names_the_checkpoint_of_an_interrupted_stage(shapes, tmp_path):
+    cfg = tiny_cfg(shapes, tmp_path, iters=3)
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 3
+    work = str(tmp_path / 'stage')
+    run_stage(cfg, work)
+    interrupt(work, at_iter=2)  # iter_1.pth and iter_2.pth are there, the latest is iter_2
+    final = run_stage(cfg, work, resume_from=osp.join(work, 'iter_1.pth'))
+    log = open(find_latest_log(work)).read()
+    assert 'resumed epoch: 0, iter: 1' in log  # from iter_1, not the latest (iter_2)
+    assert torch.load(final)['meta']['iter'] == 3
+    interrupt(work, at_iter=2)
+    with pytest.raises(RuntimeError, match='not a checkpoint of this unfinished stage'):
+        run_stage(cfg, work, resume_from=str(tmp_path / 'elsewhere' / 'iter_1.pth'))
+
+
+def find_latest_log(work: str) -> str:
+    runs = sorted(d for d in os.listdir(work) if osp.isdir(osp.join(work, d)) and d[:1].isdigit())
+    return osp.join(work, runs[-1], f'{runs[-1]}.log')
+
+
 def test_a_stage_without_a_record_is_not_reused(shapes, tmp_path):
     cfg = tiny_cfg(shapes, tmp_path, iters=2)
     work = str(tmp_path / 'stage')
@@ -471,3 +491,85 @@ def test_a_users_own_detector_trains_a_step_with_a_das_backbone(tmp_path, scope)
     assert len(gate_params) == 4 * 10 and set(changed) == set(gate_params)
     parts = {n.split('.')[0] for n, p in frozen.named_parameters() if p.requires_grad}
     assert parts == {'backbone'}
+
+
+def family_twin(mmdet_config: str, shapes: str, work_dir, iters: int) -> Config:
+    """The demo detector's twin in another family: mmdet's ``mmdet_config`` model at the demo's
+    width (DAS-ResNet-18, base 16; necks and heads at 64 channels; 4 classes) and the demo's
+    fewer proposals, samples and torchvision RoIAlign, with the demo's data, schedule and
+    evaluation (a Mask R-CNN loads and scores masks too)."""
+    from mmengine.hub import get_config
+    cfg = tiny_cfg(shapes, work_dir, iters)
+    model = unscoped(get_config(f'mmdet::{mmdet_config}').model.to_dict())
+
+    def narrow(value, key=None):
+        if isinstance(value, dict) and value.get('type') == 'RoIAlign':
+            return dict(value, use_torchvision=True)
+        if isinstance(value, dict):
+            return {k: narrow(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [narrow(v) for v in value]
+        if key in ('in_channels', 'feat_channels', 'out_channels', 'conv_out_channels') and \
+                value == 256:
+            return 64
+        smaller = dict(
+            num_classes={80: 4},
+            nms_pre={
+                2000: 300,
+                1000: 300
+            },
+            max_per_img={1000: 100},
+            num={512: 128})
+        return smaller.get(key, {}).get(value, value) if isinstance(value, int) else value
+
+    model = narrow(model)
+    model.update(backbone=cfg.model.backbone, data_preprocessor=cfg.model.data_preprocessor)
+    model['neck']['in_channels'] = [16, 32, 64, 128]
+    cfg.model = model
+    if 'mask_head' in model.get('roi_head', {}):
+        for pipeline in (cfg.train_dataloader.dataset.pipeline,
+                         cfg.test_dataloader.dataset.pipeline):
+            for step in pipeline:
+                if step['type'] == 'LoadAnnotations':
+                    step['with_mask'] = True
+        cfg.test_evaluator.metric = ['bbox', 'segm']
+    return cfg
+
+
+@pytest.mark.parametrize('mmdet_config, heads', [
+    ('mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', ('roi_head.mask_head.', 'roi_head.bbox_head.')),
+    ('retinanet/retinanet_r50_fpn_1x_coco.py', ('bbox_head.', )),
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', ('bbox_head.', )),
+    ('cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py',
+     ('roi_head.bbox_head.0.', 'roi_head.bbox_head.1.', 'roi_head.bbox_head.2.')),
+])
+def test_each_family_runs_the_two_stage_schedule_and_coco_evaluation(mmdet_config, heads, shapes,
+                                                                     tmp_path, scope):
+    """The warm-up keeps every non-backbone part bit-identical (a mask head, a one-stage
+    detector's single head, Cascade's three heads), the fine-tune trains them, and mmdet's
+    test loop scores the result with pycocotools (bbox; segm for Mask R-CNN)."""
+    from mmdet.registry import MODELS
+    fine = family_twin(mmdet_config, shapes, tmp_path, iters=2)
+    with scope('mmdet'):
+        torch.manual_seed(0)
+        start = MODELS.build(fine.model).state_dict()
+    torch.save(dict(state_dict=start), tmp_path / 'start.pth')
+    final = run_two_stage([backbone_warmup_cfg(fine), fine],
+                          str(tmp_path / 'two'),
+                          stage1_load_from=str(tmp_path / 'start.pth'))
+    warm = torch.load(find_latest_checkpoint(str(tmp_path / 'two/stage1_backbone_warmup')))
+    after = torch.load(final)['state_dict']
+    for key, value in start.items():
+        if not key.startswith('backbone.'):
+            assert torch.equal(value, warm['state_dict'][key]), f'{key} changed in the warm-up'
+    assert not torch.equal(start['backbone.layer4.das_gate.deform_conv.weight'],
+                           warm['state_dict']['backbone.layer4.das_gate.deform_conv.weight'])
+    for head in heads:
+        assert any(not torch.equal(v, after[k]) for k, v in start.items()
+                   if k.startswith(head) and v.dtype.is_floating_point), head
+    test = family_twin(mmdet_config, shapes, tmp_path / 'test', iters=2)
+    test.load_from = final
+    metrics = build_runner(test).test()
+    assert 0.0 <= metrics['coco/bbox_mAP'] <= 1.0
+    if 'mask_head.' in heads[0]:
+        assert 0.0 <= metrics['coco/segm_mAP'] <= 1.0

@@ -74,7 +74,8 @@ def _log(message: str) -> None:
 @dataclass
 class StagePlan:
     """What every rank does with a stage: ``action`` is 'reuse' (``checkpoint`` is its final
-    one), 'resume' (from ``checkpoint``), 'train' or 'error' (``message`` says why)."""
+    one), 'resume' (from ``checkpoint``), 'train', 'stale' (another stage is there) or 'error'
+    (anything rank 0 raised); ``message`` says why."""
     action: str
     checkpoint: Optional[str] = None
     message: str = ''
@@ -146,7 +147,7 @@ def _plan_stage(work_dir: str, record: dict, retrain_stale: bool, accept: Sequen
         elif why:
             options = ', '.join(f'{name} ({what})' for name, what in ACCEPTABLE.items())
             return StagePlan(
-                'error',
+                'stale',
                 message=f'{work_dir} holds a stage that is not the one asked for, so it is '
                 'neither reused nor resumed:\n  ' + '\n  '.join(why) +
                 '\nTrain into a new work dir (--work-dir), or retrain the stage with '
@@ -181,8 +182,10 @@ def run_stage(cfg: Config,
     start_from = load_from or cfg.get('load_from')
     record = stage_record(cfg, start_from)
     plan = decided_once(lambda: _plan_stage(work_dir, record, retrain_stale, accept, resume_from))
-    if plan.action == 'error':
+    if plan.action == 'stale':
         raise StaleStageError(plan.message)
+    if plan.action == 'error':
+        raise RuntimeError(f'rank 0 stopped the stage in {work_dir}: {plan.message}')
     if plan.action == 'reuse':
         _log(f'{work_dir}: the same stage finished earlier, using {plan.checkpoint}')
         return plan.checkpoint
