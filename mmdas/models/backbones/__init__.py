@@ -5,11 +5,13 @@ import warnings
 from .das_backbone import StageGatesMixin, named_gates, plain_backbone_cfg
 from .das_mobilenet_v2 import DASMobileNetV2
 from .das_resnet import DASRes2Net, DASResNet, DASResNetV1d, DASResNeXt
+from .sda_resnet import SDAResNet
 
 # Flavours for the optional frameworks: registered where the framework imports; a framework
 # that is not installed is skipped quietly, one that fails to import is named.
-for _module, _framework in (('das_resnet_cls', 'mmpretrain'),
-                            ('das_mobilenet_v2_cls', 'mmpretrain'), ('das_resnet_seg', 'mmseg')):
+for _module, _framework in (('das_resnet_cls', 'mmpretrain'), ('das_mobilenet_v2_cls',
+                                                               'mmpretrain'),
+                            ('das_resnet_seg', 'mmseg'), ('sda_resnet_cls', 'mmpretrain')):
     try:
         importlib.import_module(f'{__name__}.{_module}')
     except ImportError as err:
@@ -18,6 +20,6 @@ for _module, _framework in (('das_resnet_cls', 'mmpretrain'),
                           f'{_framework} failed: {err}')
 
 __all__ = [
-    'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'StageGatesMixin',
-    'named_gates', 'plain_backbone_cfg'
+    'DASResNet', 'DASResNetV1d', 'DASResNeXt', 'DASRes2Net', 'DASMobileNetV2', 'SDAResNet',
+    'StageGatesMixin', 'named_gates', 'plain_backbone_cfg'
 ]
