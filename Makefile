@@ -8,7 +8,7 @@
 #   make demo-seeds   both demos over seeds 0, 1, 2 on the test splits: the README's mean, spread
 #                     and paired differences
 #   make tune-cls     the classification demo's learning rates, chosen on val (~8 min)
-#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal, each
+#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal, SDA, each
 #                     with its learning rate chosen on val (slow: ~1.5 h)
 #   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
 SHELL := /bin/bash

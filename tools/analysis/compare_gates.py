@@ -56,6 +56,8 @@ VARIANTS: Dict[str, Optional[dict]] = {
     'DANet': dict(type='DANetGate'),
     'GC': dict(type='ContextBlock', ratio=1. / 16),
     'NonLocal': dict(type='NonLocal2d'),
+    # not a gate: a backbone whose stages fuse their blocks (SDA-xNet), in place of the plain one
+    'SDA': dict(backbone='SDAResNet'),
 }
 PAPERS = dict(
     none='plain ResNet',
@@ -67,7 +69,8 @@ PAPERS = dict(
     CAT='Wu et al. IET CV 2023 (our reading)',
     DANet='Fu et al. CVPR 2019',
     GC='Cao et al. 2019 (mmcv ContextBlock)',
-    NonLocal='Wang et al. CVPR 2018 (mmcv NonLocal2d)')
+    NonLocal='Wang et al. CVPR 2018 (mmcv NonLocal2d)',
+    SDA='Guo et al. SDA-xNet (ResNet layout, SDAResNet)')
 GROWTH_SIZES = (14, 28, 42, 56, 84, 112)
 #: The detection recipe's iterations in the comparison (longer than make demo's default).
 DET_SCHEDULE = DetectionSchedule(pretrain=15, base=300, warmup=60, finetune=200)
@@ -75,9 +78,12 @@ DET_SCHEDULE = DetectionSchedule(pretrain=15, base=300, warmup=60, finetune=200)
 
 def with_gate(backbone: dict, name: str) -> dict:
     """A gated backbone config with the named module at the DAS placement; for 'none', its
-    plain twin (:func:`mmdas.models.backbones.plain_backbone_cfg`)."""
+    plain twin (:func:`mmdas.models.backbones.plain_backbone_cfg`); for a backbone-level
+    module (SDA), the plain twin's layout as that backbone."""
     if VARIANTS[name] is None:
         return plain_backbone_cfg(backbone)
+    if 'backbone' in VARIANTS[name]:
+        return dict(plain_backbone_cfg(backbone), type=VARIANTS[name]['backbone'])
     return dict(backbone, gate=dict(VARIANTS[name]))
 
 
@@ -121,7 +127,10 @@ def latency_section(args, save: Save) -> None:
 
 
 def growth_section(args, save: Save) -> None:
-    modules = {name: gate_module(name) for name in args.gates if name != 'none'}
+    modules = {
+        name: gate_module(name)
+        for name in args.gates if VARIANTS[name] is not None and 'backbone' not in VARIANTS[name]
+    }
     sizes = tuple(args.growth_sizes)
     times = latency_by_size(modules, 256, sizes, max(1, args.rounds // 2))
     save({
@@ -248,7 +257,7 @@ def plot(data: dict, names: List[str], path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    colours = dict(zip(VARIANTS, plt.get_cmap('tab10').colors))
+    colours = dict(zip(VARIANTS, plt.get_cmap('tab20').colors))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
     for name in names:
         g = data.get('growth', {}).get(name)
