@@ -282,3 +282,37 @@ def test_two_stage_flags_apply_to_both_stages(monkeypatch):
     from mmdas.engine import apply_train_args
     with pytest.raises(ValueError, match='--auto-scale-lr needs auto_scale_lr.base_batch_size'):
         apply_train_args(cfg, args)
+
+
+def _check_work_dir_on_rank(rank: int, port: int, dirs, results) -> None:
+    """One of two gloo processes: check its own ``dirs[rank]`` (as if the same path named
+    another disk on each node) and write what it raised."""
+    import torch.distributed as dist
+
+    from mmdas.engine.two_stage import check_shared_work_dir
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2)
+    try:
+        check_shared_work_dir(dirs[rank])
+        message = 'ok'
+    except RuntimeError as err:
+        message = str(err)
+    with open(osp.join(results, f'rank{rank}.txt'), 'w') as f:
+        f.write(message)
+    dist.destroy_process_group()
+
+
+def test_a_work_dir_not_shared_by_every_rank_stops_every_rank(tmp_path):
+    import torch.multiprocessing as mp
+    shared = str(tmp_path / 'shared')
+    mp.spawn(
+        _check_work_dir_on_rank,
+        args=(free_port(), [shared, shared], str(tmp_path)),
+        nprocs=2,
+        join=True)
+    assert [open(tmp_path / f'rank{r}.txt').read() for r in (0, 1)] == ['ok', 'ok']
+    local = [str(tmp_path / 'node0'), str(tmp_path / 'node1')]  # one path, two disks
+    mp.spawn(_check_work_dir_on_rank, args=(free_port(), local, str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        message = open(tmp_path / f'rank{rank}.txt').read()
+        assert message.startswith(f'--work-dir {local[rank]} is not shared by every process: '
+                                  'rank 1 on ')
