@@ -1,6 +1,7 @@
 """The whole two-stage detector in ONNX Runtime against mmdet's own test path: every detector
 config we ship, standard operators only, a tool that exits 1 on a mismatch, and inference
 without torch."""
+import os
 import os.path as osp
 
 import cv2
@@ -147,18 +148,35 @@ def test_the_tool_checks_against_mmdet_and_onnx_infer_runs_without_torch(coco_sh
         [osp.join(ROOT, DEMO), '--checkpoint', checkpoint, '--out', out, '--max-score-diff', '-1'] +
         options)
     assert proc.returncode == 1 and 'ONNX export check FAILED' in proc.stderr
-    # onnx_infer.py with torch, mmcv, mmdet and mmengine made unimportable
+    # a deployment machine: the file and onnx_infer.py alone in a folder, run there with torch,
+    # the OpenMMLab packages and mmdas made unimportable and nothing on PYTHONPATH
+    import shutil
+    import subprocess
+    import sys
+    deploy = tmp_path / 'deploy'
+    deploy.mkdir()
+    shutil.copy(osp.join(ROOT, 'tools/deployment/onnx_infer.py'), deploy)
+    shutil.copy(out, deploy / 'det.onnx')
     image = osp.join(coco_shapes, 'val', 'val_00000.jpg')
     blocked = ("import sys, runpy; sys.modules.update(torch=None, mmcv=None, mmdet=None, "
-               "mmengine=None); sys.argv = sys.argv[1:]; "
+               "mmengine=None, mmdas=None); sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')")
-    proc = run_tool('-c', [
-        blocked, 'tools/deployment/onnx_infer.py', out, image, '--out',
-        str(tmp_path / 'drawn'), '--score-thr', '0.0'
-    ])
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    proc = subprocess.run([
+        sys.executable, '-c', blocked, 'onnx_infer.py', 'det.onnx', image, '--out', 'drawn',
+        '--score-thr', '0.0'
+    ],
+                          cwd=deploy,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'detection(s) with score >= 0.0' in proc.stdout
-    assert cv2.imread(str(tmp_path / 'drawn' / 'val_00000.jpg')).shape == cv2.imread(image).shape
+    assert cv2.imread(str(deploy / 'drawn' / 'val_00000.jpg')).shape == cv2.imread(image).shape
+    # the exporter's check runs the script's own preprocessing
+    from mmdas.deployment import detection_io
+    assert detection_io.preprocess.__code__.co_filename.endswith('onnx_infer.py')
 
 
 def test_what_the_graph_does_not_cover_is_refused_by_name(coco_shapes):

@@ -2,34 +2,67 @@
 
     python tools/deployment/onnx_infer.py FILE IMAGE [IMAGE ...] [--out DIR] [--score-thr 0.3]
 
-Needs only onnxruntime, NumPy and OpenCV: no torch, mmcv or mmdet. The preprocessing (keep-ratio
-resize, normalisation, padding) is read from the file's metadata and done by
-mmdas/deployment/detection_io.py, loaded by its path (the mmdas package is not imported).
-Prints each image's detections (x1, y1, x2, y2 in the image's pixels, score, class) and, with
---out, draws those at or above --score-thr.
+Needs only this file, the .onnx file, onnxruntime, NumPy and OpenCV: no torch, OpenMMLab or
+mmdas (copy both to a deployment machine). The preprocessing (keep-ratio resize,
+normalisation, padding) is read from the file's metadata and done by :func:`preprocess` below,
+the one definition: mmdas's exporter loads this file to run the same code in its check
+(``mmdas.deployment.detection_io``). Prints each image's detections (x1, y1, x2, y2 in the
+image's pixels, score, class) and, with --out, draws those at or above --score-thr.
+
+mmdet's ``Resize(keep_ratio=True)`` is ``mmcv.imrescale``: the factor that fits the image in
+``scale`` (long edge <= max(scale), short edge <= min(scale)), the new size rounded half up,
+bilinear (OpenCV); its ``scale_factor`` is the new width / height over the old. The data
+preprocessor then converts BGR to RGB, normalises and pads (bottom, right) to a multiple of
+``size_divisor`` with ``pad_value``.
 """
 import argparse
 import ast
-import importlib.util
 import os
 import os.path as osp
 import sys
+from typing import Dict, Sequence, Tuple
 
 import cv2
-import onnxruntime
+import numpy as np
 
 
-def load_detection_io():
-    """mmdas/deployment/detection_io.py, loaded by its path: importing the mmdas package would
-    import torch, which this tool does without."""
-    package = importlib.util.find_spec('mmdas')  # finds the package without running it
-    if package is None:
-        raise SystemExit('mmdas is not installed or on PYTHONPATH: detection_io.py comes with it')
-    path = osp.join(package.submodule_search_locations[0], 'deployment', 'detection_io.py')
-    spec = importlib.util.spec_from_file_location('detection_io', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def preprocess(image_bgr: np.ndarray, meta: Dict[str, str]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(image, image_info)`` for the graph from an ``H x W x 3`` uint8 BGR image."""
+    scale = ast.literal_eval(meta['scale'])
+    h, w = image_bgr.shape[:2]
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    new_w, new_h = int(w * factor + 0.5), int(h * factor + 0.5)
+    resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if meta['bgr_to_rgb'] == 'True':
+        resized = resized[..., ::-1]
+    mean = np.array(ast.literal_eval(meta['mean']), np.float32)
+    std = np.array(ast.literal_eval(meta['std']), np.float32)
+    normalised = (resized.astype(np.float32) - mean) / std
+    divisor = int(meta['size_divisor'])
+    pad_h, pad_w = -new_h % divisor, -new_w % divisor
+    padded = np.pad(
+        normalised, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=float(meta['pad_value']))
+    image = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], np.float32)
+    info = np.array([new_h, new_w, new_w / w, new_h / h], np.float32)
+    return image, info
+
+
+def draw(image_bgr: np.ndarray,
+         dets: np.ndarray,
+         labels: np.ndarray,
+         classes: Sequence[str],
+         score_thr: float = 0.3) -> np.ndarray:
+    """The image with the detections scoring at least ``score_thr`` drawn on a copy."""
+    out = image_bgr.copy()
+    for (x1, y1, x2, y2, score), label in zip(dets, labels):
+        if score < score_thr:
+            continue
+        colour = tuple(int(c) for c in np.random.default_rng(int(label)).integers(60, 255, 3))
+        cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, 2)
+        name = classes[label] if label < len(classes) else str(label)
+        cv2.putText(out, f'{name} {score:.2f}', (int(x1), max(int(y1) - 3, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+    return out
 
 
 def main() -> int:
@@ -40,7 +73,7 @@ def main() -> int:
     parser.add_argument('--out', help='folder for the drawn images')
     parser.add_argument('--score-thr', type=float, default=0.3, help='drawn and printed from')
     args = parser.parse_args()
-    io = load_detection_io()
+    import onnxruntime
     session = onnxruntime.InferenceSession(args.file, providers=['CPUExecutionProvider'])
     meta = session.get_modelmeta().custom_metadata_map
     if 'scale' not in meta:
@@ -59,7 +92,7 @@ def main() -> int:
             print(f'{path}: cannot read this image', file=sys.stderr)
             failed += 1
             continue
-        inputs, info = io.preprocess(image, meta)
+        inputs, info = preprocess(image, meta)
         dets, labels = session.run(None, {'image': inputs, 'image_info': info})
         shown = dets[:, 4] >= args.score_thr
         print(f'{path}: {int(shown.sum())} detection(s) with score >= {args.score_thr} '
@@ -69,7 +102,7 @@ def main() -> int:
             print(f'  {name:<12} {score:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
         if args.out:
             out = osp.join(args.out, osp.basename(path))
-            cv2.imwrite(out, io.draw(image, dets, labels, classes, args.score_thr))
+            cv2.imwrite(out, draw(image, dets, labels, classes, args.score_thr))
     if args.out:
         print(f'drawn to {args.out}')
     return 1 if failed else 0

@@ -8,8 +8,9 @@ file in ONNX Runtime and compare it with the PyTorch model.
 ``dets`` (x1, y1, x2, y2, score in the image's pixels) and ``labels`` out, every test-time setting
 from the config's ``test_cfg``, standard ONNX operators only (``DeformConv``, ``RoiAlign``,
 ``NonMaxSuppression``...), free height and width. The preprocessing (keep-ratio resize,
-normalisation, padding) is NumPy (mmdas/deployment/detection_io.py), written into the file's
-metadata; tools/deployment/onnx_infer.py runs the file with onnxruntime, NumPy and OpenCV alone.
+normalisation, padding) is NumPy (``preprocess`` in tools/deployment/onnx_infer.py), its
+settings written into the file's metadata; onnx_infer.py runs the file with onnxruntime, NumPy
+and OpenCV alone: the .onnx file and that script are all a deployment machine needs.
 The file is checked against mmdet's own ``inference_detector`` (the test pipeline and
 ``model.test_step``) on --images (default: up to 3 images of the config's test set), each also
 at 3/4 of its size: detections matched one to one by class and IoU >= 0.5; the tool exits 1 if a
