@@ -162,15 +162,11 @@ def test_the_tool_checks_against_mmdet_and_onnx_infer_runs_without_torch(coco_sh
                "mmengine=None, mmdas=None); sys.argv = sys.argv[1:]; "
                "runpy.run_path(sys.argv[0], run_name='__main__')")
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
-    proc = subprocess.run([
+    command = [
         sys.executable, '-c', blocked, 'onnx_infer.py', 'det.onnx', image, '--out', 'drawn',
         '--score-thr', '0.0'
-    ],
-                          cwd=deploy,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
+    ]
+    proc = subprocess.run(command, cwd=deploy, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert 'detection(s) with score >= 0.0' in proc.stdout
     assert cv2.imread(str(deploy / 'drawn' / 'val_00000.jpg')).shape == cv2.imread(image).shape
