@@ -259,6 +259,19 @@ def test_a_stage_trained_by_other_code_is_named_and_can_be_accepted(shapes, tmp_
         records.record_differences(record, record, accept=('config', ))
 
 
+def test_a_record_of_mmdas_0_4_differs_in_code_and_world_only(shapes, tmp_path):
+    """v0.4.0 recorded no code or world, and kept the process settings (env_cfg) in its
+    config: --accept code world reuses such a stage, and nothing else blocks it."""
+    from mmdas.engine.stage_record import record_differences, stage_record
+    new = stage_record(tiny_cfg(shapes, tmp_path), 'a.pth')
+    config = dict(new['config'], **{'env_cfg.dist_cfg.backend': "'nccl'"})
+    old = dict(load_from='a.pth', config=config, inputs=new['inputs'])
+    blocking, accepted = record_differences(old, new, accept=('code', 'world'))
+    assert blocking == [] and [line.split(':')[0] for line in accepted] == ['code', 'world']
+    blocking, _ = record_differences(old, new)
+    assert [line.split(':')[0] for line in blocking] == ['code', 'world']
+
+
 def test_source_digest_follows_the_code_not_the_docs(tmp_path):
     import shutil
 

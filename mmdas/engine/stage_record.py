@@ -170,7 +170,10 @@ def record_differences(old: Dict[str, Any],
             blocking.append(
                 f'{path}: other content than when this stage started (retrained since?)')
     before, now = old.get('config', {}), new.get('config', {})
-    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    # settings a record no longer keeps (an older record may hold them) are no difference
+    keys = sorted(
+        k for k in set(before) | set(now)
+        if before.get(k) != now.get(k) and k.split('.')[0] not in UNRECORDED_KEYS)
     for key in keys[:most]:
         blocking.append(f"{key}: {before.get(key, '(unset)')} then, {now.get(key, '(unset)')} now")
     if len(keys) > most:
