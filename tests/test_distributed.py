@@ -5,6 +5,7 @@ each stage."""
 import json
 import os
 import os.path as osp
+import signal
 import stat
 import subprocess
 import sys
@@ -24,7 +25,8 @@ DIST_TIMEOUT = 120
 
 def launch(script: str, args, env=None, timeout: int = 420) -> subprocess.CompletedProcess:
     """``bash tools/SCRIPT ARGS`` as a user runs it, on the CPU, with ``tests/`` importable (the
-    probe hooks) and a free port."""
+    probe hooks) and a free port. It runs in a session of its own: past ``timeout`` the whole
+    group is killed (killing torchrun alone would leave its workers running)."""
     env = dict(
         os.environ,
         PYTHON=sys.executable,
@@ -32,13 +34,22 @@ def launch(script: str, args, env=None, timeout: int = 420) -> subprocess.Comple
         PYTHONPATH=os.pathsep.join([ROOT, TESTS]),
         CUDA_VISIBLE_DEVICES='-1',
         **(env or {}))
-    return subprocess.run(
-        ['bash', osp.join('tools', script)] + [str(a) for a in args],
+    command = ['bash', osp.join('tools', script)] + [str(a) for a in args]
+    proc = subprocess.Popen(
+        command,
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout)
+        start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f'{command} ran past {timeout} s:\n{stdout[-2000:]}{stderr[-2000:]}')
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def probed(cfg: Config) -> Config:
