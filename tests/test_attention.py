@@ -199,3 +199,56 @@ def test_maps_of_a_padded_detector_input_are_in_the_image_frame(tmp_path):
     region[70:110, 110:150] = True
     for cam in exp.cams.values():
         assert 0.0 <= sfd_score(cam, region) <= 1.0  # one shape: no mismatch to raise
+
+
+def test_the_tools_read_a_padded_detector_input_in_the_image_frame(tmp_path):
+    """sfd.py and visualize_attention.py on a detector whose 120x160 test images are padded to
+    128x160: before, sfd stopped on a CAM of 128x160 against a 120x160 object region."""
+    import json
+
+    import cv2
+    from mmengine.registry import MODELS, init_default_scope
+    root = tmp_path / 'data'
+    (root / 'test').mkdir(parents=True)
+    (root / 'annotations').mkdir()
+    images, annotations = [], []
+    for i in range(3):
+        picture = np.full((120, 160, 3), 40, np.uint8)
+        x, y = 20 + 40 * i, 30 + 20 * i
+        picture[y:y + 40, x:x + 40] = 230
+        name = f'{i}.png'
+        cv2.imwrite(str(root / 'test' / name), picture)
+        images.append(dict(id=i + 1, file_name=name, width=160, height=120))
+        annotations.append(
+            dict(
+                id=i + 1,
+                image_id=i + 1,
+                category_id=1,
+                bbox=[x, y, 40, 40],
+                area=1600,
+                iscrowd=0,
+                segmentation=[[x, y, x + 40, y, x + 40, y + 40, x, y + 40]]))
+    categories = [
+        dict(id=k + 1, name=n) for k, n in enumerate(('square', 'disc', 'triangle', 'cross'))
+    ]
+    with open(root / 'annotations' / 'instances_test.json', 'w') as f:
+        json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    cfg = shapes_cfg(DAS_DET, str(root), seed=0)
+    cfg.model.test_cfg.rcnn.score_thr = 0.0  # an untrained head: explain its top detection
+    config = str(tmp_path / 'det.py')
+    cfg.dump(config)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), tmp_path / 'det.pth')
+    proc = run('sfd.py', [config, str(tmp_path / 'det.pth'), '--num-images', '3'])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if 'backbone.layer' in line]
+    assert len(lines) == 2 and all('n=' in line or 'undefined' in line for line in lines)
+    out = tmp_path / 'pictures'
+    proc = run(
+        'visualize_attention.py',
+        [config, str(tmp_path / 'det.pth'),
+         str(root / 'test' / '0.png'), '--out',
+         str(out)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [p for p in os.listdir(out) if p.endswith('.png')]
