@@ -24,8 +24,6 @@ from mmengine.dist import get_world_size
 UNRECORDED_KEYS = ('work_dir', 'resume', 'load_from', 'launcher', 'env_cfg', 'model_wrapper_cfg')
 #: How a stage shows its progress (:func:`mmdas.engine.quiet_cfg`), not what it trains.
 PRESENTATION = dict(runner_type='QuietRunner', hook_type='ProgressBarHook')
-#: The distributions whose versions a record keeps (those installed).
-FRAMEWORKS = ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmpretrain', 'mmsegmentation')
 #: Record sections a user may accept a difference in (``--accept``), and what they hold.
 ACCEPTABLE = dict(
     code='the mmdas source and the framework versions',
@@ -72,9 +70,9 @@ def source_digest(root: str = PACKAGE_ROOT) -> str:
 def code_fingerprint() -> Dict[str, str]:
     """The code a stage is trained with: mmdas's version and source digest, and the versions
     of torch and the installed OpenMMLab frameworks."""
-    from mmdas.version import __version__
+    from mmdas.version import FRAMEWORKS, __version__
     code = dict(mmdas=__version__, mmdas_source_sha256=source_digest())
-    for name in FRAMEWORKS:
+    for name in FRAMEWORKS:  # the distributions mmdas checks at import, those installed
         try:
             code[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

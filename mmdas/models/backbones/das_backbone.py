@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
-from .pretrained import is_pretrained_cfg, load_checked
+from .pretrained import init_then_load_checked
 
 
 def gate_config(gate: Optional[dict], alpha: Optional[float], deform_impl: Optional[str]) -> dict:
@@ -82,9 +82,28 @@ def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
             buffer.copy_(value)
 
 
-class GatedStage(Sequential):
-    """A host stage followed by its gate: the host's blocks as they were built, then the gate
-    as the last module (so the state-dict keys are the host's plus ``<stage>.<gate>.*``).
+class HostStage(Sequential):
+    """A host stage's blocks, as the host built them, followed by ``extra`` modules: the keys
+    are the host's plus the extras'.
+
+    mmdet's and mmseg's stages are mmengine modules whose ``init_weights`` applies the blocks'
+    ``init_cfg`` (``zero_init_residual``); mmpretrain's and MobileNetV2's are plain
+    ``nn.Sequential``, whose blocks the host's init never visits: this keeps whichever the host
+    built."""
+
+    def __init__(self, blocks: nn.Sequential, extra: Dict[str, nn.Module]) -> None:
+        super().__init__(
+            OrderedDict([*blocks.named_children(), *extra.items()]),
+            init_cfg=getattr(blocks, 'init_cfg', None))
+        self._host_inits_blocks = hasattr(blocks, 'init_weights')
+
+    def init_weights(self) -> None:
+        if self._host_inits_blocks:
+            super().init_weights()
+
+
+class GatedStage(HostStage):
+    """A host stage followed by its gate, the last module (``<stage>.<gate>.*`` keys).
 
     With ``with_cp`` (the host's memory switch, which checkpoints each of its blocks) the
     stage's last block and the gate run as one checkpointed segment (``torch.utils.checkpoint``,
@@ -96,21 +115,11 @@ class GatedStage(Sequential):
 
     def __init__(self, blocks: nn.Sequential, gate_name: str, gate: nn.Module,
                  with_cp: bool) -> None:
-        super().__init__(
-            OrderedDict([*blocks.named_children(), (gate_name, gate)]),
-            init_cfg=getattr(blocks, 'init_cfg', None))
+        super().__init__(blocks, {gate_name: gate})
         self.with_cp = with_cp
-        # mmdet's and mmseg's stages are mmengine modules whose init_weights applies the blocks'
-        # init_cfg (zero_init_residual); mmpretrain's and MobileNetV2's are plain nn.Sequential,
-        # whose blocks the host's init never visits: keep whichever the host built.
-        self._host_inits_blocks = hasattr(blocks, 'init_weights')
         last_block = list(blocks)[-1]
         if with_cp and hasattr(last_block, 'with_cp'):
             last_block.with_cp = False  # checkpointed here, with the gate
-
-    def init_weights(self) -> None:
-        if self._host_inits_blocks:
-            super().init_weights()
 
     def _tail(self, x: Tensor) -> Tensor:
         *_, last_block, gate = self
@@ -208,17 +217,14 @@ class StageGatesMixin:
 
     def init_weights(self) -> None:
         """Host init, then the gates' own init, then (if asked) checked pretrained loading."""
-        pretrained = self.init_cfg if is_pretrained_cfg(self.init_cfg) else None
-        if pretrained is not None:
-            self.init_cfg = None
-        super().init_weights()
+        init_then_load_checked(self,
+                               super().init_weights, self._init_gates, self.is_gate_key,
+                               self.convert_pretrained)
+
+    def _init_gates(self) -> None:
         for gate in self.stage_gates():  # hosts re-init every Conv2d; a gate starts its own way
             if hasattr(gate, 'init_weights'):
                 gate.init_weights()
-        if pretrained is not None:
-            self.init_cfg = pretrained
-            load_checked(
-                self, pretrained, may_be_missing=self.is_gate_key, convert=self.convert_pretrained)
 
 
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')

@@ -14,6 +14,7 @@ hold mmpretrain's and mmsegmentation's.
 """
 from typing import Optional, Sequence
 
+import torch.nn as nn
 from mmdet.models.backbones import Res2Net as MMDetRes2Net
 from mmdet.models.backbones import ResNet as MMDetResNet
 from mmdet.models.backbones import ResNetV1d as MMDetResNetV1d
@@ -21,6 +22,14 @@ from mmdet.models.backbones import ResNeXt as MMDetResNeXt
 from mmdet.registry import MODELS as MMDET_MODELS
 
 from .das_backbone import StageGatesMixin, check_stage_flags, gate_config
+
+
+def resnet_stage_channels(backbone: nn.Module, stage: str) -> int:
+    """Output channels of a ResNet-family stage; mmdet's and mmseg's blocks do not store them."""
+    last_block = getattr(backbone, stage)[-1]
+    if hasattr(last_block, 'out_channels'):  # mmpretrain's blocks
+        return last_block.out_channels
+    return backbone.base_channels * 2**backbone.res_layers.index(stage) * backbone.block.expansion
 
 
 class DASResNetMixin(StageGatesMixin):
@@ -59,14 +68,7 @@ class DASResNetMixin(StageGatesMixin):
         cfg = gate_config(gate, alpha, deform_impl)
         super().__init__(depth=depth, **kwargs)
         names = [name for name, gated in zip(self.res_layers, gate_stages) if gated]
-        self._add_gates(names, [self._stage_channels(n) for n in names], cfg, freeze_gates)
-
-    def _stage_channels(self, stage: str) -> int:
-        """Output channels of a stage; mmdet's and mmseg's blocks do not store them."""
-        last_block = getattr(self, stage)[-1]
-        if hasattr(last_block, 'out_channels'):  # mmpretrain's blocks
-            return last_block.out_channels
-        return self.base_channels * 2**self.res_layers.index(stage) * self.block.expansion
+        self._add_gates(names, [resnet_stage_channels(self, n) for n in names], cfg, freeze_gates)
 
 
 class DASResNetMMDetMixin(DASResNetMixin):

@@ -48,3 +48,22 @@ def load_checked(module: nn.Module, init_cfg: dict, may_be_missing: Callable[[st
         f'{[k for k in own if k not in state and may_be_missing(k)]}; ignored tensors of the '
         f'file: {[k for k in state if k not in own]}',
         logger='current')
+
+
+def init_then_load_checked(
+        module: nn.Module,
+        host_init: Callable[[], None],
+        init_new_parts: Callable[[], None],
+        may_be_missing: Callable[[str], bool],
+        convert: Callable[[Dict[str, Tensor]], Dict[str, Tensor]] = lambda s: s) -> None:
+    """A backbone with new parts on a host: the host's init (without its ``Pretrained``
+    init_cfg), then the new parts' own init (hosts re-init every conv), then, if ``init_cfg``
+    asks for it, :func:`load_checked` with only the new parts' keys allowed missing."""
+    pretrained = module.init_cfg if is_pretrained_cfg(module.init_cfg) else None
+    if pretrained is not None:
+        module.init_cfg = None
+    host_init()
+    init_new_parts()
+    if pretrained is not None:
+        module.init_cfg = pretrained
+        load_checked(module, pretrained, may_be_missing=may_be_missing, convert=convert)

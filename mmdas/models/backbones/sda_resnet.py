@@ -10,33 +10,25 @@ takes the post-activation outputs and ``sum_i a_i ReLU(o_i)`` needs no ReLU afte
 agree when one block takes all the weight; with mixed weights ours is the weighted mean of the
 activations rather than the activation of the weighted mean.
 """
-from collections import OrderedDict
 from typing import List
 
 import torch.nn as nn
 from mmdet.models.backbones import ResNet as MMDetResNet
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmengine.model import Sequential
 from torch import Tensor
 
 from ..layers import StageDepthAttention
-from .pretrained import is_pretrained_cfg, load_checked
+from .das_backbone import HostStage
+from .das_resnet import resnet_stage_channels
+from .pretrained import init_then_load_checked
 
 
-class SDAStage(Sequential):
+class SDAStage(HostStage):
     """A host stage whose blocks' outputs are fused by depth attention (``depth_attention``),
     instead of the last block's output alone; the blocks and their keys stay the host's."""
 
     def __init__(self, blocks: nn.Sequential, channels: int) -> None:
-        children = list(blocks.named_children())
-        super().__init__(
-            OrderedDict(children +
-                        [('depth_attention', StageDepthAttention(channels, len(children)))]))
-        self._host_inits_blocks = hasattr(blocks, 'init_weights')
-
-    def init_weights(self) -> None:
-        if self._host_inits_blocks:
-            super().init_weights()
+        super().__init__(blocks, dict(depth_attention=StageDepthAttention(channels, len(blocks))))
 
     def forward(self, x: Tensor) -> Tensor:
         *blocks, attention = self
@@ -60,50 +52,37 @@ class SDAResNetMixin:
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for name in self.res_layers:
-            stage = getattr(self, name)
-            setattr(self, name, SDAStage(stage, self._stage_out_channels(stage)))
+            setattr(self, name, SDAStage(getattr(self, name), resnet_stage_channels(self, name)))
         self._freeze_stages()
 
-    @staticmethod
-    def _stage_out_channels(stage: nn.Sequential) -> int:
-        last = stage[-1]
-        if hasattr(last, 'out_channels'):  # mmpretrain's blocks
-            return last.out_channels
-        norm = getattr(last, 'norm3', None) or last.norm2  # mmdet's Bottleneck / BasicBlock
-        return norm.num_features
-
     def depth_attentions(self) -> List[nn.Module]:
-        return [getattr(self, name).depth_attention for name in self.res_layers]
+        """The stages' depth attentions (none while the host is still being built)."""
+        stages = [getattr(self, name) for name in self.res_layers]
+        return [stage.depth_attention for stage in stages if isinstance(stage, SDAStage)]
 
     def _freeze_stages(self) -> None:
         super()._freeze_stages()
-        for attention in self.depth_attentions() if hasattr(self, 'res_layers') and isinstance(
-                getattr(self, self.res_layers[0]), SDAStage) else ():
+        for attention in self.depth_attentions():
             attention.requires_grad_(True)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if isinstance(getattr(self, self.res_layers[0], None), SDAStage):
-            for attention in self.depth_attentions():
-                attention.train(mode)
+        for attention in self.depth_attentions():
+            attention.train(mode)
         return self
 
     def init_weights(self) -> None:
-        pretrained = self.init_cfg if is_pretrained_cfg(self.init_cfg) else None
-        if pretrained is not None:
-            self.init_cfg = None
-        super().init_weights()
-        for attention in self.depth_attentions():  # PyTorch's default init, as the official
+        """Host init, then PyTorch's default init for the attention (as the official code),
+        then (if asked) checked pretrained loading."""
+        init_then_load_checked(self,
+                               super().init_weights, self._init_attentions,
+                               lambda key: '.depth_attention.' in f'.{key}')
+
+    def _init_attentions(self) -> None:
+        for attention in self.depth_attentions():
             for module in attention.modules():
                 if hasattr(module, 'reset_parameters') and module is not attention:
                     module.reset_parameters()
-        if pretrained is not None:
-            self.init_cfg = pretrained
-            load_checked(
-                self,
-                pretrained,
-                may_be_missing=lambda key: '.depth_attention.' in f'.{key}',
-                convert=lambda state: state)
 
 
 @MMDET_MODELS.register_module(name='SDAResNet')
