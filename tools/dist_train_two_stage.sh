@@ -3,20 +3,11 @@
 # tools/dist_train.sh runs tools/train.py):
 #   bash tools/dist_train_two_stage.sh WARMUP_CONFIG FINETUNE_CONFIG GPUS --work-dir DIR \
 #       [--stage1-load-from CKPT] [--amp] [--auto-scale-lr] [train_two_stage.py args...]
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT (as mmdet's scripts); the work dir must be
-# on storage every node mounts (checked). Without CUDA the processes train on CPU with gloo.
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT (tools/misc/torchrun.sh); the work dir must
+# be on storage every node mounts (checked). Without CUDA the processes train on CPU with gloo.
 WARMUP_CONFIG=$1
 FINETUNE_CONFIG=$2
 GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$(dirname "$0")/train_two_stage.py" "$WARMUP_CONFIG" "$FINETUNE_CONFIG" \
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH exec bash "$(dirname "$0")/misc/torchrun.sh" \
+    "$GPUS" "$(dirname "$0")/train_two_stage.py" "$WARMUP_CONFIG" "$FINETUNE_CONFIG" \
     --launcher pytorch "${@:4}"
