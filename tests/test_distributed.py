@@ -16,7 +16,7 @@ from mmengine.config import Config
 
 import mmdas  # noqa: F401
 from mmdas.engine import StaleStageError, backbone_warmup_cfg, run_two_stage
-from utils import ROOT, free_port, tiny_det_cfg
+from utils import ROOT, free_port, load_tool, tiny_det_cfg
 
 TESTS = osp.dirname(osp.abspath(__file__))
 #: mmengine's process-group timeout in these runs (seconds): a rank left waiting fails fast.
@@ -258,14 +258,6 @@ def test_slurm_two_stage_script_passes_its_arguments(slurm_stubs, tmp_path):
         'tools/train_two_stage.py', 'warm.py', 'fine.py', '--work-dir=work', '--launcher=slurm',
         '--stage1-load-from', 'a.pth', '--amp'
     ]
-
-
-def load_tool(name: str):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_two_stage_flags_apply_to_both_stages(monkeypatch):

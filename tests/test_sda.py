@@ -121,14 +121,8 @@ def test_sda_configs_are_the_das_configs_with_the_sda_backbone(config, base, sco
 
 
 def test_compare_gates_puts_sda_in_place_of_the_plain_backbone():
-    import importlib.util
-    import os.path as osp
-
-    from utils import ROOT
-    spec = importlib.util.spec_from_file_location('compare_gates',
-                                                  osp.join(ROOT, 'tools/analysis/compare_gates.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from utils import load_tool
+    tool = load_tool('analysis/compare_gates')
     das = dict(type='DASResNet', depth=18, base_channels=16, gate=dict(type='DASGate'))
     assert tool.with_gate(das, 'SDA') == dict(type='SDAResNet', depth=18, base_channels=16)
     assert type(tool.backbone('SDA', depth=18)).__name__ == 'SDAResNet'

@@ -32,6 +32,16 @@ def run_tool(script: str,
         env=env)
 
 
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module (a tool is a script, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        osp.basename(name), osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_det_cfg(shapes: str, work_dir, iters: int = 2, config: str = DEMO_DET):
     """The demo detector ``config`` on the ``shapes`` set for ``iters`` iterations at batch 2,
     a checkpoint and a log line every iteration."""
