@@ -66,6 +66,11 @@ def _write_json(path: str, value: dict) -> None:
         json.dump(value, f, indent=1, sort_keys=True)
 
 
+def _in_dir(path: str, folder: str) -> bool:
+    """Whether the file ``path`` lies directly in ``folder`` (a stage's checkpoint)."""
+    return osp.dirname(osp.abspath(path)) == osp.abspath(folder)
+
+
 def _log(message: str) -> None:
     rank = f' rank {get_rank()}/{get_world_size()}' if get_world_size() > 1 else ''
     print(f'[two-stage{rank}] {message}', flush=True)
@@ -161,7 +166,7 @@ def _plan_stage(work_dir: str, record: dict, retrain_stale: bool, accept: Sequen
     if done is not None:
         return StagePlan('reuse', done['checkpoint'])
     if resume_from is not None:
-        if osp.dirname(osp.abspath(resume_from)) != osp.abspath(work_dir):
+        if not _in_dir(resume_from, work_dir):
             raise ValueError(f'--resume {resume_from}: not a checkpoint of this unfinished stage '
                              f'(its checkpoints are in {work_dir})')
         return StagePlan('resume', resume_from)
@@ -239,15 +244,13 @@ def run_two_stage(stage_cfgs: Sequence[Config],
             '--stage1-load-from CKPT (stage1_load_from=...), a trained vanilla detector of the '
             'same config family, or set load_from in the warm-up config.')
     dirs = [osp.join(work_dir, name) for name in ('stage1_backbone_warmup', 'stage2_finetune')]
-    if resume_from is not None and osp.dirname(osp.abspath(resume_from)) not in map(
-            osp.abspath, dirs):
+    if resume_from is not None and not any(_in_dir(resume_from, d) for d in dirs):
         raise ValueError(f'--resume {resume_from}: not a checkpoint of either stage (in '
                          f'{dirs[0]} or {dirs[1]})')
     check_shared_work_dir(work_dir)
 
     def resume_in(stage_dir: str) -> Optional[str]:
-        inside = resume_from and osp.dirname(osp.abspath(resume_from)) == osp.abspath(stage_dir)
-        return resume_from if inside else None
+        return resume_from if resume_from and _in_dir(resume_from, stage_dir) else None
 
     stage1 = run_stage(warmup, dirs[0], stage1_load_from, retrain_stale, accept, resume_in(dirs[0]))
     return run_stage(finetune, dirs[1], stage1, retrain_stale, accept, resume_in(dirs[1]))
