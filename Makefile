@@ -8,8 +8,11 @@
 #   make demo-seeds   both demos over seeds 0, 1, 2 on the test splits: the README's mean, spread
 #                     and paired differences
 #   make tune-cls     the classification demo's learning rates, chosen on val (~8 min)
-#   make compare      DAS against SE, CBAM, ECA, Triplet, CAT, DANet, GC, NonLocal, SDA, each
-#                     with its learning rate chosen on val (slow: ~1.5 h)
+#   make controls     the controls of the classification demo's gap on the harder shapes set: no
+#                     gate, DAS, a wider plain net (DAS's parameters within 5 %), SE, CBAM; rate
+#                     and length chosen on val, seeds 0-4 on test (slow: several hours here)
+#   make compare      every module (the controls' runs shared) under the same protocol, then
+#                     docs/comparison.md's tables regenerated from its JSON (slower still)
 #   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -22,7 +25,7 @@ REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
 CONSTRAINTS := -c requirements/constraints.txt
 LINTED := mmdas tools tests configs setup.py
 
-.PHONY: install test lint format demo demo-cls demo-seeds tune-cls compare bench clean-venv
+.PHONY: install test lint format demo demo-cls demo-seeds tune-cls controls compare bench clean-venv
 
 install: $(STAMP)
 
@@ -64,8 +67,12 @@ demo-seeds: install
 tune-cls: install
 	$(PY) tools/tune_demo_cls.py
 
+controls: install
+	$(PY) tools/analysis/compare_gates.py --sections accuracy --gates none DAS wide SE CBAM
+
 compare: install
 	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy
+	$(PY) tools/analysis/compare_gates.py --report --docs docs/comparison.md
 
 bench: install
 	$(PY) tools/analysis/benchmark.py

@@ -1,45 +1,104 @@
-"""tools/analysis/compare_gates.py end to end at a tiny scale (the real run is `make compare`)."""
+"""tools/analysis/compare_gates.py end to end at a tiny scale (the real run is `make compare`),
+and the comparison's statistics against scipy's own."""
 import json
 import os.path as osp
 import re
+import shutil
 
 import pytest
 
 from utils import run_tool
 
 
-def test_compare_gates_writes_the_table_and_plot_it_measured(tmp_path, cls_shapes):
-    data = cls_shapes
+def test_compare_gates_follows_the_protocol_and_reports_what_it_measured(tmp_path, cls_shapes):
     out = str(tmp_path / 'out')
     args = [
-        '--sections', 'cost', 'latency', 'growth', 'accuracy', '--gates', 'none', 'DAS', 'CBAM',
-        'DANet', '--seeds', '0', '1', '--epochs', '1', '--lr-grid', '0.001', '0.002', '--rounds',
-        '1', '--growth-sizes', '8', '16', '24', '--data-root', data, '--out', out
+        '--sections', 'cost', 'latency', 'growth', 'accuracy', '--gates', 'none', 'DAS', 'wide',
+        'DANet', '--seeds', '0', '1', '--lr-grid', '0.001', '0.004', '--short-epochs', '1',
+        '--epoch-grid', '1', '2', '--val-interval', '1', '--rounds', '1', '--growth-sizes', '8',
+        '16', '24', '--data-root', cls_shapes, '--data-set', 'classification', '--out', out
     ]
     proc = run_tool('tools/analysis/compare_gates.py', args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.load(open(osp.join(out, 'compare_gates.json')))
-    assert set(result['cost']) == {'none', 'DAS', 'CBAM', 'DANet'}
+    assert set(result['cost']) == {'none', 'DAS', 'wide', 'DANet'}
     assert result['latency']['none']['ratio'] == 1.0
-    assert result['cost']['DAS']['macs'] > result['cost']['CBAM']['macs'] > \
-        result['cost']['none']['macs']
-    assert set(result['growth']) == {'DAS', 'CBAM', 'DANet'}  # 'none' has no module to time
-    for name, runs in result['accuracy'].items():
-        assert set(runs) == {'0', '1'}
-        # top-1 over the 16 test images: a whole number of them right
-        assert all(r['top1'] * 16 / 100 == pytest.approx(round(r['top1'] * 16 / 100))
-                   for r in runs.values())
-        # every module tried at the same grid on seed 0's val split; seed 1 at the choice
-        val = runs['0']['val_top1_by_lr']
-        assert set(val) == {'0.001', '0.002'}
-        assert runs['0']['lr'] == runs['1']['lr'] == float(max(val, key=val.get))
+    assert result['cost']['DAS']['macs'] > result['cost']['none']['macs']
+    assert set(result['growth']) == {'DAS', 'DANet'}  # none and wide have no module to time
+    assert set(result['accuracy']) == {'none', 'DAS', 'wide', 'DANet'}
+    for name, run in result['accuracy'].items():
+        # the rate: the best val of the grid at the short schedule (the first of equals)
+        val = run['val_top1_by_lr']
+        assert set(val) == {'0.001', '0.004'}
+        assert run['lr'] == float(max(val, key=val.get))
+        # the length: the best val at that rate (the shortest of equals), the short run shared
+        by_epochs = run['val_top1_by_epochs']
+        assert by_epochs['1'] == val[f"{run['lr']:g}"]
+        assert run['epochs'] == int(max(by_epochs, key=by_epochs.get))
+        # each run's logged curve ends at the val its checkpoint scores
+        for length, curve in run['val_curves'].items():
+            assert set(curve) == {str(e) for e in range(1, int(length) + 1)}
+            assert curve[length] == by_epochs[length]
+        # every seed at the chosen rate and length, scored on test: 16 images, whole counts
+        assert set(run['test_top1']) == {'0', '1'}
+        assert all(v * 16 / 100 == pytest.approx(round(v * 16 / 100))
+                   for v in run['test_top1'].values())
         assert osp.isfile(
-            osp.join(out, 'accuracy', f"{name}_lr{runs['1']['lr']:g}_seed1", 'console.log'))
+            osp.join(out, 'accuracy', f"{name}_lr{run['lr']:g}_ep{run['epochs']}_seed1",
+                     'console.log'))
     table = open(osp.join(out, 'compare_gates.md')).read()
-    assert table.count('\n') == 2 + 4 and '| DAS | Salajegheh et al. 2023 |' in table
-    assert '(n=2,' in table  # mean and spread over the two seeds
+    assert '| DAS | Salajegheh et al. 2023 |' in table
+    assert '(n=2)' in table and '(reference)' in table
+    assert re.search(r'\| DAS \| 0\.00[14] \| [12] \| .* \| [+-]\d+\.\d \[', table)
     assert osp.getsize(osp.join(out, 'compare_gates.png')) > 10_000
-    # The console shows progress bars and the table, not mmengine's logs (they are in files).
+    # The console shows progress bars and the tables, not mmengine's logs (they are in files).
     assert 'Config:' not in proc.stdout
-    assert re.search(r'\[12/12\] DANet, lr 0\.00[12], seed 1', proc.stdout)
-    assert ' at lr ' in table
+    assert re.search(r'\[16/16\] DANet, lr 0\.00[14], [12] epochs, seed 1', proc.stdout)
+
+    # --report rewrites the tables from the JSON alone, into the docs between the markers
+    from mmdas.analysis.comparison_report import BEGIN, END
+    docs = tmp_path / 'docs' / 'comparison.md'
+    docs.parent.mkdir()
+    docs.write_text(f'# Comparison\n\nabove\n\n{BEGIN}\nold figures\n{END}\n\nbelow\n')
+    shutil.rmtree(osp.join(out, 'accuracy'))  # nothing is trained again
+    proc = run_tool(
+        'tools/analysis/compare_gates.py',
+        ['--report', '--out', out, '--docs', str(docs)])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    written = docs.read_text()
+    assert 'old figures' not in written and 'above' in written and 'below' in written
+    assert table.strip() in written
+    assert osp.isfile(tmp_path / 'docs' / 'compare_gates.png')
+    assert json.load(open(osp.join(out, 'compare_gates.json'))) == result
+
+
+def test_paired_interval_is_scipys_paired_t_interval():
+    from scipy import stats
+
+    from mmdas.analysis.comparison import paired_interval, paired_with
+    das, plain = {'0': 91.0, '1': 88.5, '2': 90.0, '3': 86.0, '4': 92.5}, \
+        {'0': 85.0, '1': 87.0, '2': 84.5, '3': 86.5, '4': 88.0}
+    mean, half = paired_interval(paired_with(das, plain))
+    interval = stats.ttest_rel(list(das.values()), list(plain.values())).confidence_interval()
+    assert (mean - half, mean + half) == pytest.approx((interval.low, interval.high))
+    assert paired_with({'1': 2.0, '0': 1.0, '5': 9.0}, {'0': 0.5, '1': 1.0}) == [0.5, 1.0]
+
+
+def test_the_capacity_control_is_within_five_percent_of_das(scope):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    from mmdas.analysis.comparison import variant_cfg
+    from mmdas.demos import CLS_CONFIGS
+
+    def params(cfg: Config) -> int:
+        with scope('mmpretrain'):
+            return sum(p.numel() for p in MODELS.build(cfg.model).parameters())
+
+    das = params(Config.fromfile(CLS_CONFIGS['das']))
+    wide = params(variant_cfg(CLS_CONFIGS['das'], 'wide'))
+    assert (das, wide) == (761_648, 792_833)  # the figures the variant's comment states
+    assert abs(wide / das - 1) < 0.05
+    assert params(variant_cfg(CLS_CONFIGS['das'], 'none')) < das < wide
+    with pytest.raises(ValueError, match='name must be one of'):
+        variant_cfg(CLS_CONFIGS['das'], 'wider')

@@ -121,8 +121,7 @@ def test_sda_configs_are_the_das_configs_with_the_sda_backbone(config, base, sco
 
 
 def test_compare_gates_puts_sda_in_place_of_the_plain_backbone():
-    from utils import load_tool
-    tool = load_tool('analysis/compare_gates')
+    from mmdas.analysis.comparison import backbone, with_variant
     das = dict(type='DASResNet', depth=18, base_channels=16, gate=dict(type='DASGate'))
-    assert tool.with_gate(das, 'SDA') == dict(type='SDAResNet', depth=18, base_channels=16)
-    assert type(tool.backbone('SDA', depth=18)).__name__ == 'SDAResNet'
+    assert with_variant(das, 'SDA') == dict(type='SDAResNet', depth=18, base_channels=16)
+    assert type(backbone('SDA', depth=18)).__name__ == 'SDAResNet'

@@ -13,7 +13,7 @@ the labels of the segmentation set). Used by the demos and the tests; real COCO 
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -202,21 +202,42 @@ def make_shapes_folder(root: str,
                        num_val_per_class: int = 100,
                        num_test_per_class: int = 100,
                        size: int = 64,
-                       seed: int = 0) -> None:
-    """Write ``root/{train,val,test}/<class>/*.png``: one shape per image, cluttered
-    background; the shape's mask (255 on its pixels, all visible: nothing is drawn over it) as
-    ``root/masks/<split>/<class>/*.png``; and ``root/shapes.json``."""
+                       seed: int = 0,
+                       object_scale: Tuple[float, float] = (0.3, 0.7),
+                       distractors: int = 0,
+                       name: str = 'classification') -> None:
+    """Write ``root/{train,val,test}/<class>/*.png``: one filled shape per image, its side a
+    random fraction in ``object_scale`` of the image side, over a cluttered background and,
+    under it, ``distractors`` outlines (the one-pixel border of a shape of a random class, the
+    same sizes): the class is the filled shape's. The shape's mask (255 on its pixels, all
+    visible: nothing is drawn over it) goes to ``root/masks/<split>/<class>/*.png``, the
+    arguments to ``root/shapes.json`` (``task`` = ``name``). The defaults draw what generator 2
+    always drew (no distractor consumes random numbers)."""
+    low, high = object_scale
+    if not 0 < low < high < 1:
+        raise ValueError(f'object_scale must be (low, high) with 0 < low < high < 1, got '
+                         f'{object_scale!r}')
+    if distractors < 0:
+        raise ValueError(f'distractors must be >= 0, got {distractors!r}')
     rng = np.random.default_rng(seed)
     for split, count in (('train', num_train_per_class), ('val', num_val_per_class),
                          ('test', num_test_per_class)):
-        for label, name in enumerate(CLASSES):
-            folder = osp.join(root, split, name)
-            mask_folder = osp.join(root, 'masks', split, name)
+        for label, class_name in enumerate(CLASSES):
+            folder = osp.join(root, split, class_name)
+            mask_folder = osp.join(root, 'masks', split, class_name)
             os.makedirs(folder, exist_ok=True)
             os.makedirs(mask_folder, exist_ok=True)
             for i in range(count):
                 img = _background(rng, size)
-                s = int(rng.integers(int(size * 0.3), int(size * 0.7)))
+                for _ in range(distractors):
+                    s = int(rng.integers(int(size * low), int(size * high)))
+                    x, y = (int(v) for v in rng.integers(0, size - s, 2))
+                    other = int(rng.integers(0, len(CLASSES)))
+                    shape = _shape_mask(other, x, y, s, size)
+                    border = shape & ~cv2.erode(shape.astype(np.uint8), np.ones(
+                        (3, 3), np.uint8)).astype(bool)
+                    img[border] = _contrasting_colour(rng, img[y:y + s, x:x + s])
+                s = int(rng.integers(int(size * low), int(size * high)))
                 x, y = (int(v) for v in rng.integers(0, size - s, 2))
                 _draw(img, label, x, y, s, _contrasting_colour(rng, img[y:y + s, x:x + s]))
                 mask = _shape_mask(label, x, y, s, size).astype(np.uint8) * 255
@@ -224,12 +245,16 @@ def make_shapes_folder(root: str,
                 cv2.imwrite(osp.join(mask_folder, f'{i:05d}.png'), mask)
     _write_manifest(
         root,
-        'classification',
+        name,
         num_train_per_class=num_train_per_class,
         num_val_per_class=num_val_per_class,
         num_test_per_class=num_test_per_class,
         size=size,
-        seed=seed)
+        seed=seed,
+        # only where they differ from generator 2's drawing, so its sets' manifests stay as
+        # they were (a stage record holds its data's manifest)
+        **({} if (tuple(object_scale), distractors) == ((0.3, 0.7), 0) else dict(
+            object_scale=list(object_scale), distractors=distractors)))
 
 
 def shape_mask_path(image_path: str) -> str:
