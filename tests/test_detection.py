@@ -12,8 +12,9 @@ import mmdas  # noqa: F401
 from mmdas.engine import backbone_warmup_cfg, build_runner, run_stage, run_two_stage
 from mmdas.engine.two_stage import StaleStageError
 from utils import DEMO_DET as DEMO
-from utils import ROOT, free_port, run_tool
+from utils import ROOT, family_twin, free_port, run_tool
 from utils import tiny_det_cfg as tiny_cfg
+from utils import unscoped
 
 
 @pytest.fixture
@@ -412,15 +413,6 @@ FAMILIES = [
 ]
 
 
-def unscoped(value):
-    """A config value without the ``_scope_`` tags mmengine adds to ``package::`` bases."""
-    if isinstance(value, dict):
-        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return [unscoped(v) for v in value]
-    return value
-
-
 @pytest.mark.parametrize('config, mmdet_config, warmup', FAMILIES)
 def test_detector_families_change_only_the_backbone_and_warm_up_by_one_rule(
         config, mmdet_config, warmup, scope):
@@ -504,49 +496,6 @@ def test_a_users_own_detector_trains_a_step_with_a_das_backbone(tmp_path, scope)
     assert len(gate_params) == 4 * 10 and set(changed) == set(gate_params)
     parts = {n.split('.')[0] for n, p in frozen.named_parameters() if p.requires_grad}
     assert parts == {'backbone'}
-
-
-def family_twin(mmdet_config: str, shapes: str, work_dir, iters: int) -> Config:
-    """The demo detector's twin in another family: mmdet's ``mmdet_config`` model at the demo's
-    width (DAS-ResNet-18, base 16; necks and heads at 64 channels; 4 classes) and the demo's
-    fewer proposals, samples and torchvision RoIAlign, with the demo's data, schedule and
-    evaluation (a Mask R-CNN loads and scores masks too)."""
-    from mmengine.hub import get_config
-    cfg = tiny_cfg(shapes, work_dir, iters)
-    model = unscoped(get_config(f'mmdet::{mmdet_config}').model.to_dict())
-
-    def narrow(value, key=None):
-        if isinstance(value, dict) and value.get('type') == 'RoIAlign':
-            return dict(value, use_torchvision=True)
-        if isinstance(value, dict):
-            return {k: narrow(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [narrow(v) for v in value]
-        if key in ('in_channels', 'feat_channels', 'out_channels', 'conv_out_channels') and \
-                value == 256:
-            return 64
-        smaller = dict(
-            num_classes={80: 4},
-            nms_pre={
-                2000: 300,
-                1000: 300
-            },
-            max_per_img={1000: 100},
-            num={512: 128})
-        return smaller.get(key, {}).get(value, value) if isinstance(value, int) else value
-
-    model = narrow(model)
-    model.update(backbone=cfg.model.backbone, data_preprocessor=cfg.model.data_preprocessor)
-    model['neck']['in_channels'] = [16, 32, 64, 128]
-    cfg.model = model
-    if 'mask_head' in model.get('roi_head', {}):
-        for pipeline in (cfg.train_dataloader.dataset.pipeline,
-                         cfg.test_dataloader.dataset.pipeline):
-            for step in pipeline:
-                if step['type'] == 'LoadAnnotations':
-                    step['with_mask'] = True
-        cfg.test_evaluator.metric = ['bbox', 'segm']
-    return cfg
 
 
 @pytest.mark.parametrize('mmdet_config, heads', [

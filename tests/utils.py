@@ -1,6 +1,6 @@
 """What the tests share: the checkout's root, running a tool as a user would, a demo detector
-config for a few iterations, a free port, and building a host backbone beside its DAS variant
-(the host-parity helpers)."""
+config for a few iterations and its twin in each detector family, a free port, and building a
+host backbone beside its DAS variant (the host-parity helpers)."""
 import os
 import os.path as osp
 import socket
@@ -9,6 +9,7 @@ import sys
 from typing import Dict, List, Optional, Union
 
 import torch
+from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -53,6 +54,58 @@ def tiny_det_cfg(shapes: str, work_dir, iters: int = 2, config: str = DEMO_DET):
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(work_dir)
+    return cfg
+
+
+def unscoped(value):
+    """A config value without the ``_scope_`` tags mmengine adds to ``package::`` bases."""
+    if isinstance(value, dict):
+        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [unscoped(v) for v in value]
+    return value
+
+
+def family_twin(mmdet_config: str, shapes: str, work_dir, iters: int) -> Config:
+    """The demo detector's twin in another family: mmdet's ``mmdet_config`` model at the demo's
+    width (DAS-ResNet-18, base 16; necks and heads at 64 channels; 4 classes) and the demo's
+    fewer proposals, samples and torchvision RoIAlign, with the demo's data, schedule and
+    evaluation (a Mask R-CNN loads and scores masks too)."""
+    from mmengine.hub import get_config
+    cfg = tiny_det_cfg(shapes, work_dir, iters)
+    model = unscoped(get_config(f'mmdet::{mmdet_config}').model.to_dict())
+
+    def narrow(value, key=None):
+        if isinstance(value, dict) and value.get('type') == 'RoIAlign':
+            return dict(value, use_torchvision=True)
+        if isinstance(value, dict):
+            return {k: narrow(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [narrow(v) for v in value]
+        if key in ('in_channels', 'feat_channels', 'out_channels', 'conv_out_channels') and \
+                value == 256:
+            return 64
+        smaller = dict(
+            num_classes={80: 4},
+            nms_pre={
+                2000: 300,
+                1000: 300
+            },
+            max_per_img={1000: 100},
+            num={512: 128})
+        return smaller.get(key, {}).get(value, value) if isinstance(value, int) else value
+
+    model = narrow(model)
+    model.update(backbone=cfg.model.backbone, data_preprocessor=cfg.model.data_preprocessor)
+    model['neck']['in_channels'] = [16, 32, 64, 128]
+    cfg.model = model
+    if 'mask_head' in model.get('roi_head', {}):
+        for pipeline in (cfg.train_dataloader.dataset.pipeline,
+                         cfg.test_dataloader.dataset.pipeline):
+            for step in pipeline:
+                if step['type'] == 'LoadAnnotations':
+                    step['with_mask'] = True
+        cfg.test_evaluator.metric = ['bbox', 'segm']
     return cfg
 
 

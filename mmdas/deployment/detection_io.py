@@ -1,6 +1,7 @@
 """The whole-detector ONNX file's inputs and outputs in NumPy and OpenCV: ``preprocess`` (what
-mmdet's test pipeline and data preprocessor do to an image, as the file's metadata records them)
-and ``draw``, defined once in ``tools/deployment/onnx_infer.py``, the script that travels with
+mmdet's test pipeline and data preprocessor do to an image, as the file's metadata records them),
+``paste_masks`` (mmdet's mask pasting), ``detect`` (both around an ONNX Runtime session) and
+``draw``, defined once in ``tools/deployment/onnx_infer.py``, the script that travels with
 the file to a deployment machine (no torch, OpenMMLab or mmdas there). This module loads that
 script by its path, so the exporter's check runs the same code.
 """
@@ -15,7 +16,7 @@ CANDIDATES = (osp.join(PACKAGE, '.mim', 'tools', 'deployment', 'onnx_infer.py'),
 
 
 def load_onnx_infer() -> ModuleType:
-    """``tools/deployment/onnx_infer.py`` as a module (its ``preprocess`` and ``draw``)."""
+    """``tools/deployment/onnx_infer.py`` as a module."""
     path = next((p for p in CANDIDATES if osp.isfile(p)), None)
     if path is None:
         raise FileNotFoundError(f'tools/deployment/onnx_infer.py is in neither {CANDIDATES}: '
@@ -28,4 +29,6 @@ def load_onnx_infer() -> ModuleType:
 
 _script = load_onnx_infer()
 preprocess = _script.preprocess
+paste_masks = _script.paste_masks
+detect = _script.detect
 draw = _script.draw

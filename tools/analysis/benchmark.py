@@ -24,8 +24,9 @@ Sections:
             size and the bytes the forward keeps for backward (mmdas.analysis.memory)
   onnx      ONNX Runtime (CPU) latency at 224x224 batch 1 of DAS-R50 and ResNet-50 exported by
             mmdas.deployment, against the same models in PyTorch
-  onnx_detector  the whole Faster R-CNN (DAS-R50 and R50) at 1333x800, image to detections:
-            ONNX Runtime against mmdet's inference_detector
+  onnx_detector  each exported detector family (Faster, Mask and Cascade R-CNN, RetinaNet,
+            FCOS; DAS-R50 and R50) at 1333x800, image to detections: ONNX Runtime against
+            mmdet's inference_detector
 ``--before REV`` loads the pure-PyTorch deformable conv of a git revision into the same run,
 as the "before" variant of the op, backbone and detector sections. Writes OUT/benchmark.md
 and OUT/gate_scaling.png and prints the table.
@@ -376,10 +377,21 @@ def onnx_section(bench: Bench) -> List[Row]:
             for n, t in med.items()]
 
 
+#: The whole-detector configs the onnx_detector section exports, one per family.
+DETECTOR_CONFIGS = {
+    'Faster R-CNN': 'configs/das/faster-rcnn_das-r50_fpn_1x_coco.py',
+    'Mask R-CNN': 'configs/das/mask-rcnn_das-r50_fpn_1x_coco.py',
+    'Cascade R-CNN': 'configs/das/cascade-rcnn_das-r50_fpn_1x_coco.py',
+    'RetinaNet': 'configs/das/retinanet_das-r50_fpn_1x_coco.py',
+    'FCOS': 'configs/das/fcos_das-r50-caffe_fpn_gn-head_1x_coco.py',
+}
+
+
 def onnx_detector_section(bench: Bench) -> List[Row]:
-    """The whole Faster R-CNN (image in, detections out) at the config's test scale, batch 1:
-    ONNX Runtime (CPU, with the NumPy preprocessing) against mmdet's ``inference_detector``,
-    DAS-R50 and R50."""
+    """Each exported family's whole detector (image in, detections out, masks pasted) at
+    1333x800, batch 1, with untrained heads: ONNX Runtime (CPU, with the NumPy pre- and
+    post-processing of ``onnx_infer.py``) against mmdet's ``inference_detector``, DAS-R50 and
+    R50, each family timed in its own alternation."""
     import numpy as np
     import onnxruntime
 
@@ -391,16 +403,21 @@ def onnx_detector_section(bench: Bench) -> List[Row]:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    fns = {}
-    for name, plain in (('Faster R-CNN R50', True), ('Faster R-CNN DAS-R50', False)):
-        model = init_model('configs/das/faster-rcnn_das-r50_fpn_1x_coco.py', plain_backbone=plain)
-        path = export_detector(model, osp.join(bench.out, f'{name.replace(" ", "_")}.onnx'), image)
-        session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        fns[f'{name} ONNX Runtime'] = partial(onnx_detections, session, image)
-        fns[f'{name} PyTorch (mmdet)'] = partial(mmdet_detections, model, image)
-    med = alternate(fns, max(1, bench.rounds // 2), 'cpu')
-    return [('whole detector 1333x800 b1', 'image to detections', n, ms(t),
-             ratio(t, med['Faster R-CNN R50 ONNX Runtime'])) for n, t in med.items()]
+    rows = []
+    for family, config in DETECTOR_CONFIGS.items():
+        fns = {}
+        for name, plain in ((f'{family} R50', True), (f'{family} DAS-R50', False)):
+            model = init_model(config, plain_backbone=plain)
+            path = export_detector(model, osp.join(bench.out, f'{name.replace(" ", "_")}.onnx'),
+                                   image)
+            session = onnxruntime.InferenceSession(
+                path, options, providers=['CPUExecutionProvider'])
+            fns[f'{name} ONNX Runtime'] = partial(onnx_detections, session, image)
+            fns[f'{name} PyTorch (mmdet)'] = partial(mmdet_detections, model, image)
+        med = alternate(fns, max(1, bench.rounds // 2), 'cpu')
+        rows += [('whole detector 1333x800 b1', 'image to detections', n, ms(t),
+                  ratio(t, med[f'{family} R50 ONNX Runtime'])) for n, t in med.items()]
+    return rows
 
 
 #: The sections, in the order they run; each takes the run's :class:`Bench` and gives rows.

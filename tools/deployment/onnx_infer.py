@@ -3,24 +3,32 @@
     python tools/deployment/onnx_infer.py FILE IMAGE [IMAGE ...] [--out DIR] [--score-thr 0.3]
 
 Needs only this file, the .onnx file, onnxruntime, NumPy and OpenCV: no torch, OpenMMLab or
-mmdas (copy both to a deployment machine). The preprocessing (keep-ratio resize,
-normalisation, padding) is read from the file's metadata and done by :func:`preprocess` below,
-the one definition: mmdas's exporter loads this file to run the same code in its check
-(``mmdas.deployment.detection_io``). Prints each image's detections (x1, y1, x2, y2 in the
-image's pixels, score, class) and, with --out, draws those at or above --score-thr.
+mmdas (copy both to a deployment machine). Any exported family runs (Faster, Mask and Cascade
+R-CNN, RetinaNet, FCOS). The preprocessing (keep-ratio resize, normalisation, padding) is read
+from the file's metadata and done by :func:`preprocess` below, and a Mask R-CNN's masks are
+pasted into the image by :func:`paste_masks`: the one definition of each, since mmdas's
+exporter loads this file to run the same code in its check (``mmdas.deployment.detection_io``).
+Prints each image's detections (x1, y1, x2, y2 in the image's pixels, score, class, and the
+mask's pixel count) and, with --out, draws those at or above --score-thr.
 
 mmdet's ``Resize(keep_ratio=True)`` is ``mmcv.imrescale``: the factor that fits the image in
 ``scale`` (long edge <= max(scale), short edge <= min(scale)), the new size rounded half up,
 bilinear (OpenCV); its ``scale_factor`` is the new width / height over the old. The data
 preprocessor then converts BGR to RGB, normalises and pads (bottom, right) to a multiple of
 ``size_divisor`` with ``pad_value``.
+
+mmdet's mask pasting (``FCNMaskHead``'s ``_do_paste_mask`` on the CPU) samples each
+detection's ``M x M`` probabilities at the image's pixel centres inside its box (one pixel of
+margin) with ``grid_sample`` (bilinear, ``align_corners=False``, zeros outside) and keeps the
+pixels at or above ``mask_thr_binary``; bilinear sampling is separable, so here it is one matrix
+product per detection (rows, then columns).
 """
 import argparse
 import ast
 import os
 import os.path as osp
 import sys
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -47,17 +55,66 @@ def preprocess(image_bgr: np.ndarray, meta: Dict[str, str]) -> Tuple[np.ndarray,
     return image, info
 
 
+def _sampling_matrix(start: int, stop: int, low: float, high: float, cells: int) -> np.ndarray:
+    """``(stop - start, cells)``: the bilinear weights (zeros outside the cells) with which
+    ``grid_sample(align_corners=False)`` samples ``cells`` values spread over ``[low, high]`` at
+    the pixel centres ``start + 0.5 ... stop - 0.5``."""
+    with np.errstate(divide='ignore', invalid='ignore'):
+        grid = (np.arange(start, stop, dtype=np.float32) + np.float32(0.5) - np.float32(low)) / \
+            (np.float32(high) - np.float32(low)) * 2 - 1
+    grid[np.isinf(grid)] = 0  # a box of zero size, as mmdet sets it
+    position = ((grid + 1) * cells - 1) / 2
+    left = np.floor(position)
+    weight = position - left
+    matrix = np.zeros((len(grid), cells), np.float32)
+    for index, w in ((left, 1 - weight), (left + 1, weight)):
+        inside = (index >= 0) & (index < cells)
+        matrix[np.flatnonzero(inside), index[inside].astype(int)] += w[inside]
+    return matrix
+
+
+def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
+                threshold: float) -> np.ndarray:
+    """``(N, height, width)`` bool: each ``M x M`` mask of probabilities pasted into its box
+    ``(x1, y1, x2, y2)`` (image pixels) of an image of that size, kept from ``threshold``."""
+    out = np.zeros((len(masks), height, width), bool)
+    for i, (mask, (x1, y1, x2, y2)) in enumerate(zip(masks, boxes[:, :4])):
+        x0, y0 = max(int(np.floor(x1)) - 1, 0), max(int(np.floor(y1)) - 1, 0)
+        x3, y3 = min(int(np.ceil(x2)) + 1, width), min(int(np.ceil(y2)) + 1, height)
+        rows = _sampling_matrix(y0, y3, y1, y2, mask.shape[0])
+        columns = _sampling_matrix(x0, x3, x1, x2, mask.shape[1])
+        out[i, y0:y3, x0:x3] = rows @ mask.astype(np.float32) @ columns.T >= threshold
+    return out
+
+
+def detect(session, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """The file's detections of ``image_bgr``: ``(dets (N, 5), labels (N,))`` in the image's
+    pixels, with ``masks (N, H, W)`` bool for a Mask R-CNN."""
+    meta = session.get_modelmeta().custom_metadata_map
+    image, info = preprocess(image_bgr, meta)
+    outputs = session.run(None, {'image': image, 'image_info': info})
+    if len(outputs) == 2:
+        return tuple(outputs)
+    dets, labels, masks = outputs
+    h, w = image_bgr.shape[:2]
+    return dets, labels, paste_masks(masks, dets, h, w, float(meta['mask_thr_binary']))
+
+
 def draw(image_bgr: np.ndarray,
          dets: np.ndarray,
          labels: np.ndarray,
          classes: Sequence[str],
-         score_thr: float = 0.3) -> np.ndarray:
-    """The image with the detections scoring at least ``score_thr`` drawn on a copy."""
+         score_thr: float = 0.3,
+         masks: Optional[np.ndarray] = None) -> np.ndarray:
+    """The image with the detections scoring at least ``score_thr`` drawn on a copy (their
+    masks, when given, blended in their class's colour)."""
     out = image_bgr.copy()
-    for (x1, y1, x2, y2, score), label in zip(dets, labels):
+    for i, ((x1, y1, x2, y2, score), label) in enumerate(zip(dets, labels)):
         if score < score_thr:
             continue
         colour = tuple(int(c) for c in np.random.default_rng(int(label)).integers(60, 255, 3))
+        if masks is not None:
+            out[masks[i]] = (0.5 * out[masks[i]] + 0.5 * np.array(colour)).astype(np.uint8)
         cv2.rectangle(out, (int(x1), int(y1)), (int(x2), int(y2)), colour, 2)
         name = classes[label] if label < len(classes) else str(label)
         cv2.putText(out, f'{name} {score:.2f}', (int(x1), max(int(y1) - 3, 10)),
@@ -92,17 +149,18 @@ def main() -> int:
             print(f'{path}: cannot read this image', file=sys.stderr)
             failed += 1
             continue
-        inputs, info = preprocess(image, meta)
-        dets, labels = session.run(None, {'image': inputs, 'image_info': info})
+        dets, labels, *masks = detect(session, image)
         shown = dets[:, 4] >= args.score_thr
         print(f'{path}: {int(shown.sum())} detection(s) with score >= {args.score_thr} '
               f'({len(dets)} in all)')
-        for (x1, y1, x2, y2, score), label in zip(dets[shown], labels[shown]):
-            name = classes[label] if label < len(classes) else str(label)
-            print(f'  {name:<12} {score:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
+        for i in np.flatnonzero(shown):
+            x1, y1, x2, y2, score = dets[i]
+            name = classes[labels[i]] if labels[i] < len(classes) else str(labels[i])
+            area = f'  mask {int(masks[0][i].sum())} px' if masks else ''
+            print(f'  {name:<12} {score:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]{area}')
         if args.out:
             out = osp.join(args.out, osp.basename(path))
-            cv2.imwrite(out, draw(image, dets, labels, classes, args.score_thr))
+            cv2.imwrite(out, draw(image, dets, labels, classes, args.score_thr, *masks))
     if args.out:
         print(f'drawn to {args.out}')
     return 1 if failed else 0

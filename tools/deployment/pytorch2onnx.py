@@ -1,11 +1,13 @@
-"""Export an mmdet two-stage detector or an mmpretrain classifier whole to ONNX, then run the
+"""Export an mmdet detector or an mmpretrain classifier whole to ONNX, then run the
 file in ONNX Runtime and compare it with the PyTorch model.
 
     python tools/deployment/pytorch2onnx.py CONFIG [--checkpoint CKPT] [--out FILE]
         [--images IMAGE ...] [--coco] [--backbone-only] [--cfg-options k=v ...]
 
-**A detector** (Faster R-CNN family) is exported whole (mmdas.deployment.detector): the image in,
-``dets`` (x1, y1, x2, y2, score in the image's pixels) and ``labels`` out, every test-time setting
+**A detector** (Faster, Mask or Cascade R-CNN, RetinaNet, FCOS; any other family is refused by
+name) is exported whole (mmdas.deployment.detector): the image in, ``dets`` (x1, y1, x2, y2,
+score in the image's pixels) and ``labels`` out (and ``masks``, each detection's mask
+probabilities, for Mask R-CNN, pasted into the image by onnx_infer.py), every test-time setting
 from the config's ``test_cfg``, standard ONNX operators only (``DeformConv``, ``RoiAlign``,
 ``NonMaxSuppression``...), free height and width. The preprocessing (keep-ratio resize,
 normalisation, padding) is NumPy (``preprocess`` in tools/deployment/onnx_infer.py), its
@@ -15,9 +17,10 @@ The file is checked against mmdet's own ``inference_detector`` (the test pipelin
 ``model.test_step``) on --images (default: up to 3 images of the config's test set), each also
 at 3/4 of its size: detections matched one to one by class and IoU >= 0.5; the tool exits 1 if a
 matched box moves by more than --max-box-diff pixels, a score by more than --max-score-diff, or
-a detection scoring --unmatched-score or more has no match. --coco also scores both over the
-config's whole test set with pycocotools (bbox AP). --backbone-only exports the backbone and
-neck instead, as below.
+a detection scoring --unmatched-score or more has no match, or (Mask R-CNN) a matched pair's
+mask IoU falls below --min-mask-iou. --coco also scores both over the config's whole test set
+with pycocotools (bbox AP; segm AP too for Mask R-CNN) and fails on a gap above 0.005.
+--backbone-only exports the backbone and neck instead, as below.
 
 **A classifier, or a detector's backbone and neck** (--backbone-only):
 
@@ -53,8 +56,9 @@ from mmdas.apis import init_model
 from mmdas.deployment import (ATOL, EXPORTERS, RTOL, build_export_target, compare_outputs,
                               export_onnx, nonstandard_operators, onnxruntime_outputs,
                               operator_types)
-from mmdas.deployment.detector import (export_detector, match_detections, mmdet_detections,
+from mmdas.deployment.detector import (detector_graph, export_detector, mmdet_detections,
                                        onnx_detections)
+from mmdas.deployment.matching import match_detections
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,6 +100,7 @@ def parse_args() -> argparse.Namespace:
     whole.add_argument('--max-box-diff', type=float, default=0.5, help='pixels')
     whole.add_argument('--max-score-diff', type=float, default=1e-3)
     whole.add_argument('--unmatched-score', type=float, default=0.1)
+    whole.add_argument('--min-mask-iou', type=float, default=0.95, help='Mask R-CNN')
     return parser.parse_args()
 
 
@@ -215,23 +220,42 @@ def check_images(cfg: Config, given: Optional[List[str]], count: int = 3) -> Lis
     return [path(ids[i * len(ids) // count]) for i in range(min(count, len(ids)))]
 
 
-def coco_results(detections: Tuple[np.ndarray, np.ndarray], image_id: int,
+def coco_results(detections: Tuple[np.ndarray, ...], image_id: int,
                  category_ids: List[int]) -> List[dict]:
-    dets, labels = detections
-    return [
-        dict(
+    """COCO-format results of one image's detections (with RLE masks when there are masks)."""
+    from pycocotools import mask as mask_util
+    dets, labels = detections[:2]
+    results = []
+    for i, ((x1, y1, x2, y2, score), label) in enumerate(zip(dets, labels)):
+        result = dict(
             image_id=image_id,
             category_id=category_ids[int(label)],
             bbox=[float(x1), float(y1), float(x2 - x1),
                   float(y2 - y1)],
-            score=float(score)) for (x1, y1, x2, y2, score), label in zip(dets, labels)
-    ]
+            score=float(score))
+        if len(detections) > 2:
+            rle = mask_util.encode(np.asfortranarray(detections[2][i].astype(np.uint8)))
+            result['segmentation'] = dict(rle, counts=rle['counts'].decode())
+        results.append(result)
+    return results
+
+
+def coco_evaluate(truth, results: List[dict], kind: str) -> Tuple[float, float]:
+    """pycocotools' AP and AP50 of ``results`` (COCO format) against ``truth``, ``kind`` bbox
+    or segm (no results score 0)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    evaluation = COCOeval(truth, truth.loadRes(results) if results else COCO(), kind)
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return float(evaluation.stats[0]), float(evaluation.stats[1])
 
 
 def coco_ap(cfg: Config, model, session) -> Dict[str, Tuple[float, float]]:
-    """bbox AP and AP50 of PyTorch (mmdet) and of the ONNX file over the config's test set."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    """AP and AP50 of PyTorch (mmdet) and of the ONNX file over the config's test set, by
+    ``'<pytorch|onnx> <bbox|segm>'`` (segm for a detector with masks)."""
     truth, path = test_set(cfg)
     by_name = {c['name']: c['id'] for c in truth.loadCats(truth.getCatIds())}
     category_ids = [by_name[name] for name in model.dataset_meta['classes']]
@@ -240,21 +264,19 @@ def coco_ap(cfg: Config, model, session) -> Dict[str, Tuple[float, float]]:
         image = cv2.imread(path(image_id))
         results['pytorch'] += coco_results(mmdet_detections(model, image), image_id, category_ids)
         results['onnx'] += coco_results(onnx_detections(session, image), image_id, category_ids)
-    scores = {}
-    for name, found in results.items():
-        evaluation = COCOeval(truth, truth.loadRes(found) if found else COCO(), 'bbox')
-        with contextlib.redirect_stdout(io.StringIO()):
-            evaluation.evaluate()
-            evaluation.accumulate()
-            evaluation.summarize()
-        scores[name] = (float(evaluation.stats[0]), float(evaluation.stats[1]))
-    return scores
+    kinds = ['bbox', 'segm'] if any('segmentation' in r for r in results['pytorch']) else ['bbox']
+    return {
+        f'{name} {kind}': coco_evaluate(truth, found, kind)
+        for name, found in results.items()
+        for kind in kinds
+    }
 
 
 def export_whole_detector(args, cfg: Config) -> int:
-    """The whole two-stage detector, checked against mmdet's own detections."""
+    """The whole detector, checked against mmdet's own detections."""
     import onnxruntime
     model = init_model(cfg, args.checkpoint)
+    detector_graph(model)  # an unsupported family is refused here, by name
     say_weights(model.weights, model.skipped_pretrained)
     if args.coco and not osp.isfile(test_annotations(cfg)):
         raise SystemExit(f'--coco: no annotation file at {test_annotations(cfg)} (the config\'s '
@@ -294,11 +316,13 @@ def export_whole_detector(args, cfg: Config) -> int:
             ok = (
                 m['max_box_diff'] <= args.max_box_diff
                 and m['max_score_diff'] <= args.max_score_diff
-                and m['top_unmatched_score'] < args.unmatched_score)
+                and m['top_unmatched_score'] < args.unmatched_score
+                and m.get('min_mask_iou', 1.0) >= args.min_mask_iou)
+            masks = f", mask IoU >= {m['min_mask_iou']:.4f}" if 'min_mask_iou' in m else ''
             print(f"  {label}: {m['matched']} matched, box diff {m['max_box_diff']:.2e} px, "
-                  f"score diff {m['max_score_diff']:.2e}, unmatched {m['unmatched_reference']} "
-                  f"(mmdet) / {m['unmatched_candidate']} (onnx), top unmatched score "
-                  f"{m['top_unmatched_score']:.3f} {'ok' if ok else 'FAIL'}")
+                  f"score diff {m['max_score_diff']:.2e}{masks}, unmatched "
+                  f"{m['unmatched_reference']} (mmdet) / {m['unmatched_candidate']} (onnx), top "
+                  f"unmatched score {m['top_unmatched_score']:.3f} {'ok' if ok else 'FAIL'}")
             if not ok:
                 failures.append(f'{label}: {m}')
             compared += m['matched']
@@ -309,9 +333,10 @@ def export_whole_detector(args, cfg: Config) -> int:
     if args.coco:
         scores = coco_ap(cfg, model, session)
         for name, (ap, ap50) in scores.items():
-            print(f'  COCO bbox AP over the test set, {name}: {ap:.4f} (AP50 {ap50:.4f})')
-        if abs(scores['pytorch'][0] - scores['onnx'][0]) > 0.005:
-            failures.append(f'bbox AP differs by more than 0.005: {scores}')
+            side, kind = name.split()
+            print(f'  COCO {kind} AP over the test set, {side}: {ap:.4f} (AP50 {ap50:.4f})')
+            if side == 'onnx' and abs(scores[f'pytorch {kind}'][0] - ap) > 0.005:
+                failures.append(f'{kind} AP differs by more than 0.005: {scores}')
     if failures:
         print('ONNX export check FAILED:\n  ' + '\n  '.join(failures), file=sys.stderr)
         return 1
