@@ -7,6 +7,7 @@ import mmdas  # noqa: F401
 from mmdas.analysis import analyze
 from mmdas.models import DASGate
 from mmdas.ops import DispatchingDeformConv2dPack, mmcv_ops_available
+from utils import run_tool
 
 
 @pytest.mark.parametrize('impl', [
@@ -73,3 +74,24 @@ def test_plugins_in_a_host_resnet_are_found_as_gates():
     c = analyze(model, torch.randn(1, 3, 64, 64))
     assert c.gate_types == ('DASGate', )
     assert c.gate_params == sum(p.numel() for n, p in model.named_parameters() if '.das_gate.' in n)
+
+
+def test_the_benchmark_is_library_code_and_its_tool_names_a_bad_revision(tmp_path):
+    """``tools/analysis/benchmark.py`` is a command line over ``mmdas.analysis.benchmark``: the
+    sections live there (every exported detector family timed), an unknown section raises
+    naming the known ones, and a ``--before`` revision that is not there stops the tool in one
+    line naming it."""
+    from mmdas.analysis.benchmark import (DETECTOR_CONFIGS, SECTIONS, Bench, das_config,
+                                          run_benchmark)
+    from mmdas.deployment.detector import EXPORTED_DETECTORS
+    assert sorted(das_config(c).model.type for c in DETECTOR_CONFIGS.values()) == \
+        sorted(EXPORTED_DETECTORS)
+    bench = Bench(device='cpu', rounds=1, sizes=[], before=None, out=str(tmp_path))
+    with pytest.raises(ValueError, match=r"sections must be among \['op'.*got \['ops'\]"):
+        run_benchmark(bench, ['ops'])
+    assert list(SECTIONS)[-1] == 'onnx_detector'
+    proc = run_tool(
+        'tools/analysis/benchmark.py',
+        ['--before', 'no-such-rev', '--out', str(tmp_path)])
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert '--before no-such-rev: cannot read mmdas/ops/deform_conv_torch.py' in proc.stderr
