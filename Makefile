@@ -11,6 +11,9 @@
 #   make controls     the controls of the classification demo's gap on the harder shapes set: no
 #                     gate, DAS, a wider plain net (DAS's parameters within 5 %), SE, CBAM; rate
 #                     and length chosen on val, seeds 0-4 on test (slow: several hours here)
+#   make controls-det the detection demo's two arms at 1x, 2x and 4x fine-tunes (150 / 300 / 600
+#                     iterations) from one vanilla detector per seed, seeds $(SEEDS) (~15 min a
+#                     seed here)
 #   make compare      every module (the controls' runs shared) under the same protocol, then
 #                     docs/comparison.md's tables regenerated from its JSON (slower still)
 #   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
@@ -25,7 +28,10 @@ REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
 CONSTRAINTS := -c requirements/constraints.txt
 LINTED := mmdas tools tests configs setup.py
 
-.PHONY: install test lint format demo demo-cls demo-seeds tune-cls controls compare bench clean-venv
+SEEDS ?= 0 1 2 3 4
+
+.PHONY: install test lint format demo demo-cls demo-seeds tune-cls controls controls-det compare \
+	bench clean-venv
 
 install: $(STAMP)
 
@@ -69,6 +75,9 @@ tune-cls: install
 
 controls: install
 	$(PY) tools/analysis/compare_gates.py --sections accuracy --gates none DAS wide SE CBAM
+
+controls-det: install
+	$(PY) tools/demo.py --finetune-iters 150 300 600 --seeds $(SEEDS)
 
 compare: install
 	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy

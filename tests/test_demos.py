@@ -49,6 +49,35 @@ def test_detection_demo_over_two_seeds(tmp_path, coco_shapes, cls_shapes):
     assert any('Config:' in open(path).read() for path in logs)  # mmengine's full log
 
 
+def test_detection_demo_at_several_fine_tune_lengths_from_one_start(tmp_path, coco_shapes,
+                                                                    cls_shapes):
+    """The longer-training control (``make controls-det``): each length's two arms start from
+    the one vanilla detector of the seed, trained once, and each length is reported."""
+    work = str(tmp_path / 'demo')
+    proc = run_tool('tools/demo.py', [
+        '--data-root', coco_shapes, '--cls-data-root', cls_shapes, '--work-dir', work,
+        '--pretrain-epochs', '1', '--base-iters', '2', '--warmup-iters', '1', '--finetune-iters',
+        '2', '4', '--pictures', '1'
+    ])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert '[14/14] seed 0: vanilla_finetune-4 COCO evaluation (test)' in out
+    # the vanilla detector is one stage, trained once, not once per length
+    assert set(re.findall(r'\[(\d+)/14\] seed 0: vanilla Faster R-CNN from it', out)) == {'2'}
+    assert '[15/' not in out
+    for length in (2, 4):
+        assert f'fine-tune {length} iterations, same pretrained start' in out
+        assert osp.getsize(osp.join(work, 'seed0', f'detections_finetune-{length}.png')) > 10_000
+        final = find_latest_checkpoint(
+            osp.join(work, 'seed0', f'das_finetune-{length}', 'stage2_finetune'))
+        assert final.endswith(f'iter_{length}.pth')
+    base = find_latest_checkpoint(osp.join(work, 'seed0', 'base_vanilla'))
+    for arm in ('das_finetune-2', 'vanilla_finetune-4'):
+        record = json.load(
+            open(osp.join(work, 'seed0', arm, 'stage1_backbone_warmup', 'stage_record.json')))
+        assert list(record['inputs']) == [base]
+
+
 def test_classification_demo_with_its_plain_twin(tmp_path, cls_shapes_64):
     work = str(tmp_path / 'demo_cls')
     proc = run_tool('tools/demo_cls.py', ['--data-root', cls_shapes_64, '--work-dir', work])

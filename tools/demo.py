@@ -23,7 +23,9 @@ default); a stage that finished under the same config, data and starting weights
 interrupted resumes, anything else stops with the difference named (``--retrain-stale`` trains
 it again). ``--seeds 0 1 2`` repeats
 it all per seed (the pretraining included) and reports the mean, the spread and each seed's
-difference DAS minus vanilla (``make demo-seeds``).
+difference DAS minus vanilla (``make demo-seeds``). ``--finetune-iters 150 300 600`` runs both
+arms at each fine-tune length from the same vanilla detector per seed and reports each length:
+the longer-training control of the demo's gap (``make controls-det``).
 """
 import argparse
 import os.path as osp
@@ -35,7 +37,7 @@ import numpy as np
 
 import mmdas  # noqa: F401
 from mmdas.demos import (DET_CONFIGS, DetectionSchedule, Stages, ensure_shapes_data, mean_sd,
-                         paired_differences, say_done, train_and_test_detectors)
+                         paired_differences, say_done, train_and_test_detectors, vanilla_start)
 
 #: COCO's metrics but AP_l: at 160 px no object reaches COCO's "large" (96 x 96 px), so it is
 #: always -1.
@@ -84,28 +86,38 @@ def draw_detections(checkpoints: Dict[str, str], data_root: str, path: str, coun
     cv2.imwrite(path, np.concatenate([header] + rows, 0)[..., ::-1])
 
 
-def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[str, dict]:
-    runs = train_and_test_detectors(DET_CONFIGS, DET_CONFIGS['vanilla'], schedule(args),
-                                    (args.data_root, args.cls_data_root), seed, work_dir, stages,
-                                    args.retrain_stale)
-    picture = osp.join(work_dir, 'detections.png')
-    with stages.console(work_dir):
-        draw_detections({
-            name: run.checkpoint
-            for name, run in runs.items()
-        }, args.data_root, picture, args.pictures)
-    return dict(metrics={name: run.metrics for name, run in runs.items()}, picture=picture)
+def run_seed(args, seed: int, work_dir: str, stages: Stages) -> Dict[int, dict]:
+    """Each fine-tune length's metrics and picture for ``seed``. Every length starts from the
+    same pretrained backbone and vanilla detector (trained once per seed); with several
+    lengths each arm's work dir names its length (``das_finetune-300``)."""
+    start = vanilla_start(DET_CONFIGS['vanilla'], schedule(args, args.finetune_iters[0]),
+                          (args.data_root, args.cls_data_root), seed, work_dir, stages,
+                          args.retrain_stale)
+    results = {}
+    for finetune in args.finetune_iters:
+        suffix = f'_finetune-{finetune}' if len(args.finetune_iters) > 1 else ''
+        arms = {name + suffix: cfg for name, cfg in DET_CONFIGS.items()}
+        runs = train_and_test_detectors(arms, start, schedule(args, finetune), args.data_root, seed,
+                                        work_dir, stages, args.retrain_stale)
+        picture = osp.join(work_dir, f'detections{suffix}.png')
+        with stages.console(work_dir):
+            draw_detections({name: runs[name + suffix].checkpoint
+                             for name in DET_CONFIGS}, args.data_root, picture, args.pictures)
+        results[finetune] = dict(
+            metrics={name: runs[name + suffix].metrics
+                     for name in DET_CONFIGS}, picture=picture)
+    return results
 
 
-def schedule(args) -> DetectionSchedule:
-    return DetectionSchedule(args.pretrain_epochs, args.base_iters, args.warmup_iters,
-                             args.finetune_iters)
+def schedule(args, finetune: int) -> DetectionSchedule:
+    return DetectionSchedule(args.pretrain_epochs, args.base_iters, args.warmup_iters, finetune)
 
 
-def report(runs: Dict[int, dict]) -> None:
+def report(runs: Dict[int, dict], finetune: int) -> None:
     names = list(DET_CONFIGS)
-    print('\nCOCO bbox AP on the synthetic test split (pycocotools), same pretrained start, data '
-          'and schedule' + (f', mean ± sd over seeds {list(runs)}:' if len(runs) > 1 else ':'))
+    print(f'\nCOCO bbox AP on the synthetic test split (pycocotools), fine-tune {finetune} '
+          'iterations, same pretrained start, data and schedule' +
+          (f', mean ± sd over seeds {list(runs)}:' if len(runs) > 1 else ':'))
     print(f"{'metric':<14}" + ''.join(f'{name:>16}' for name in names))
     for metric in METRICS:
         cells = [
@@ -133,7 +145,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        '--work-dir', help='default: work_dirs/demo/iters-<base>-<warm-up>-<fine-tune>')
+        '--work-dir',
+        help='default: work_dirs/demo/pretrain-<epochs>ep_iters-<base>-<warm-up>-<fine-tune>, '
+        'the fine-tune lengths joined by + when there are several')
     parser.add_argument('--data-root', default='data/shapes')
     parser.add_argument(
         '--cls-data-root',
@@ -148,7 +162,13 @@ def main() -> int:
         help="the backbone's classification pretraining (the classification demo's length)")
     parser.add_argument('--base-iters', type=int, default=200)
     parser.add_argument('--warmup-iters', type=int, default=40)
-    parser.add_argument('--finetune-iters', type=int, default=150)
+    parser.add_argument(
+        '--finetune-iters',
+        type=int,
+        nargs='+',
+        default=[150],
+        help='one length, or several (e.g. 150 300 600: the longer-training control), each '
+        'from the same vanilla detector per seed')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0])
     parser.add_argument('--pictures', type=int, default=4, help='val images drawn')
     parser.add_argument('--verbose', action='store_true', help="print mmengine's full logs")
@@ -159,16 +179,25 @@ def main() -> int:
         'again, instead of stopping the demo')
     args = parser.parse_args()
     if args.work_dir is None:
-        args.work_dir = osp.join('work_dirs', 'demo', schedule(args).name())
+        # the schedule's name, its last field (the fine-tune length) replaced by every length
+        lengths = '+'.join(str(n) for n in args.finetune_iters)
+        name = schedule(args, args.finetune_iters[0]).name().rsplit('-', 1)[0]
+        args.work_dir = osp.join('work_dirs', 'demo', f'{name}-{lengths}')
     start = time.time()
     ensure_shapes_data('detection', args.data_root)
     ensure_shapes_data('classification', args.cls_data_root)
-    stages = Stages(total=8 * len(args.seeds), verbose=args.verbose)
+    # per seed: the pretraining, the vanilla detector, and per length each arm's warm-up,
+    # fine-tune and evaluation
+    stages = Stages(
+        total=(2 + 3 * len(DET_CONFIGS) * len(args.finetune_iters)) * len(args.seeds),
+        verbose=args.verbose)
     runs = {}
     for seed in args.seeds:
         runs[seed] = run_seed(args, seed, osp.join(args.work_dir, f'seed{seed}'), stages)
-    report(runs)
-    print('\npicture of detections: ' + ', '.join(r['picture'] for r in runs.values()))
+    for finetune in args.finetune_iters:
+        report({seed: results[finetune] for seed, results in runs.items()}, finetune)
+    print('\npicture of detections: ' + ', '.join(r['picture'] for results in runs.values()
+                                                  for r in results.values()))
     print(f'full logs: {args.work_dir}/**/<timestamp>/<timestamp>.log and console.log per stage')
     say_done(start)
     return 0

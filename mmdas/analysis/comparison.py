@@ -30,7 +30,7 @@ import torch
 from mmengine.config import Config
 
 from mmdas.demos import (CLS_CONFIGS, DET_CONFIGS, DetectionSchedule, Stages, ensure_shapes_data,
-                         evaluate, shapes_cfg, train_and_test_detectors)
+                         evaluate, shapes_cfg, train_and_test_detectors, vanilla_start)
 from mmdas.engine import run_stage
 from mmdas.models.backbones import plain_backbone_cfg
 
@@ -350,9 +350,12 @@ def detection_section(names: Sequence[str], seeds: Sequence[int], det_data_root:
     arms = {name: variant_cfg(DET_CONFIGS['das'], name) for name in names}
     for seed in seeds:
         t0 = time.time()
-        runs = train_and_test_detectors(arms, variant_cfg(DET_CONFIGS['das'], 'none'), DET_SCHEDULE,
-                                        (det_data_root, cls_data_root), seed,
-                                        osp.join(out, 'detection', f'seed{seed}'), stages)
+        work_dir = osp.join(out, 'detection', f'seed{seed}')
+        start = vanilla_start(
+            variant_cfg(DET_CONFIGS['das'], 'none'), DET_SCHEDULE, (det_data_root, cls_data_root),
+            seed, work_dir, stages)
+        runs = train_and_test_detectors(arms, start, DET_SCHEDULE, det_data_root, seed, work_dir,
+                                        stages)
         seconds = (time.time() - t0) / len(arms)
         for name, run in runs.items():
             store.update(

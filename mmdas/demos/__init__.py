@@ -3,11 +3,11 @@ comparison's trained sections): configs, training, evaluation and summaries."""
 from .shapes import (CLS_CONFIGS, CLS_LR_GRID, DET_CONFIGS, HARD_CLS, PRETRAIN_CONFIG, DetectionRun,
                      DetectionSchedule, LrSearch, Stages, ensure_shapes_data, evaluate,
                      from_pretrained, lr_work_dir, mean_sd, paired_differences, say_done, search_lr,
-                     shapes_cfg, train_and_test, train_and_test_detectors)
+                     shapes_cfg, train_and_test, train_and_test_detectors, vanilla_start)
 
 __all__ = [
     'CLS_CONFIGS', 'CLS_LR_GRID', 'DET_CONFIGS', 'HARD_CLS', 'PRETRAIN_CONFIG', 'DetectionRun',
     'DetectionSchedule', 'LrSearch', 'Stages', 'ensure_shapes_data', 'evaluate', 'from_pretrained',
     'lr_work_dir', 'mean_sd', 'paired_differences', 'say_done', 'search_lr', 'shapes_cfg',
-    'train_and_test', 'train_and_test_detectors'
+    'train_and_test', 'train_and_test_detectors', 'vanilla_start'
 ]

@@ -247,24 +247,18 @@ def from_pretrained(cfg: Config, checkpoint: str) -> Config:
     return cfg
 
 
-def train_and_test_detectors(arms: Dict[str, Union[str, Config]],
-                             base: Union[str, Config],
-                             schedule: DetectionSchedule,
-                             data_roots: Tuple[str, str],
-                             seed: int,
-                             work_dir: str,
-                             stages: Stages,
-                             retrain_stale: bool = False) -> Dict[str, DetectionRun]:
-    """The paper's detection recipe at demo scale, for each arm from one start.
-
-    ``data_roots`` are the detection set and the classification set. A plain classifier
-    (:data:`PRETRAIN_CONFIG`, the ImageNet stand-in) is trained ``schedule.pretrain`` epochs;
-    its backbone starts a vanilla detector (``base``, checked ``Pretrained`` loading) trained
-    ``schedule.base`` iterations; each arm then runs the two-stage schedule from that detector
-    (its own fresh gates inserted; backbone warm-up against the trained heads, then fine-tune)
-    and is evaluated on the test split with pycocotools. Every arm gets the same pretrained
-    start, iterations and images.
-    """
+def vanilla_start(base: Union[str, Config],
+                  schedule: DetectionSchedule,
+                  data_roots: Tuple[str, str],
+                  seed: int,
+                  work_dir: str,
+                  stages: Stages,
+                  retrain_stale: bool = False) -> str:
+    """The start every arm of the paper's detection recipe shares (demo scale): a plain
+    classifier (:data:`PRETRAIN_CONFIG`, the ImageNet stand-in) trained ``schedule.pretrain``
+    epochs on the classification set (``data_roots[1]``), whose backbone starts a vanilla
+    detector (``base``, checked ``Pretrained`` loading) trained ``schedule.base`` iterations on
+    the detection set (``data_roots[0]``). Returns that detector's checkpoint."""
     det_root, cls_root = data_roots
     pretrain_dir = osp.join(work_dir, 'pretrain_classifier')
     with stages.console(pretrain_dir):
@@ -276,10 +270,25 @@ def train_and_test_detectors(arms: Dict[str, Union[str, Config]],
             retrain_stale=retrain_stale)
     with stages.console(osp.join(work_dir, 'base_vanilla')):
         base_cfg = from_pretrained(shapes_cfg(base, det_root, seed, schedule.base), classifier)
-        start = run_stage(
+        return run_stage(
             stages.cfg(base_cfg, f'seed {seed}: vanilla Faster R-CNN from it'),
             osp.join(work_dir, 'base_vanilla'),
             retrain_stale=retrain_stale)
+
+
+def train_and_test_detectors(arms: Dict[str, Union[str, Config]],
+                             start: str,
+                             schedule: DetectionSchedule,
+                             det_root: str,
+                             seed: int,
+                             work_dir: str,
+                             stages: Stages,
+                             retrain_stale: bool = False) -> Dict[str, DetectionRun]:
+    """Each arm of the paper's detection recipe from one trained vanilla detector ``start``
+    (:func:`vanilla_start`): its own fresh gates inserted, the backbone warm-up against the
+    trained heads (``schedule.warmup`` iterations), then the fine-tune (``schedule.finetune``),
+    evaluated on the test split of ``det_root`` with pycocotools. Every arm gets the same
+    start, iterations and images."""
     runs = {}
     for name, arm in arms.items():
         warmup = backbone_warmup_cfg(shapes_cfg(arm, det_root, seed, schedule.warmup))
