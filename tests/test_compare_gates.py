@@ -102,3 +102,35 @@ def test_the_capacity_control_is_within_five_percent_of_das(scope):
     assert params(variant_cfg(CLS_CONFIGS['das'], 'none')) < das < wide
     with pytest.raises(ValueError, match='name must be one of'):
         variant_cfg(CLS_CONFIGS['das'], 'wider')
+
+
+def test_a_section_measured_in_two_runs_names_each_runs_sources():
+    """Modules added to a store later (other code, another day) are not reported under the
+    sources of the last run alone."""
+    from mmdas.analysis.comparison_report import markdown
+
+    def run(top1: list, sources: str, date: str) -> dict:
+        return dict(
+            lr=0.001,
+            epochs=2,
+            val_top1_by_epochs={
+                '1': 50.0,
+                '2': 60.0
+            },
+            test_top1={
+                str(seed): v
+                for seed, v in enumerate(top1)
+            },
+            measured_with=dict(sources=sources, date=date))
+
+    old, new = ('aaaaaaaaaaaa', '2026-12-01'), ('bbbbbbbbbbbb', '2026-12-05')
+    meta = dict(mmdas='0.5.0', mmdas_source_sha256='b' * 64, torch='2', threads=2, date=new[1])
+    data = dict(
+        accuracy=dict(
+            none=run([80.0, 82.0], *old), DAS=run([85.0, 83.0], *old), ECA=run([81.0], *new)),
+        meta=dict(accuracy=meta))
+    text = markdown(data)
+    assert ('(sources aaaaaaaaaaaa, 2026-12-01: none, DAS; sources bbbbbbbbbbbb, 2026-12-05: ECA)'
+            in text), text
+    del data['accuracy']['ECA']
+    assert '(sources aaaaaaaaaaaa, 2026-12-01)' in markdown(data)

@@ -148,12 +148,15 @@ class Store:
 
     def update(self, section: str, name: str, value: dict) -> None:
         """Merge ``value`` into ``section``/``name`` (nested dicts merged key by key) and record
-        what measured it."""
+        what measured it: the section's latest environment in ``meta``, and the sources and
+        date in each module's ``measured_with`` (a section may hold modules measured apart)."""
         stored = self.data.setdefault(section, {}).setdefault(name, {})
         _merge(stored, value)
         from mmdas.engine.stage_record import code_fingerprint
-        self.data.setdefault('meta', {})[section] = dict(
+        meta = dict(
             code_fingerprint(), threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d'))
+        self.data.setdefault('meta', {})[section] = meta
+        stored['measured_with'] = dict(sources=meta['mmdas_source_sha256'][:12], date=meta['date'])
         with open(self.path, 'w') as f:
             json.dump(self.data, f, indent=1, sort_keys=True)
 

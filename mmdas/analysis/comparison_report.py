@@ -4,7 +4,7 @@ regenerates them (``tools/analysis/compare_gates.py --report``)."""
 import math
 import re
 import statistics
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from .comparison import PAPERS, VARIANTS, paired_interval, paired_with
 
@@ -134,6 +134,22 @@ def names_in(data: dict) -> List[str]:
     return [n for n in VARIANTS if any(n in data.get(s, {}) for s in data if s != 'meta')]
 
 
+def measured_with(section: dict, meta: dict) -> str:
+    """The sources and dates that measured a section's modules, each with the modules it
+    measured where they differ (a module without a record: the section's ``meta``)."""
+    latest = dict(sources=meta.get('mmdas_source_sha256', '?')[:12], date=meta.get('date', '?'))
+    groups: Dict[Tuple[str, str], List[str]] = {}
+    for name in VARIANTS:
+        if name in section:
+            record = section[name].get('measured_with', latest)
+            groups.setdefault((record['sources'], record['date']), []).append(name)
+    if len(groups) <= 1:
+        sources, date = next(iter(groups), (latest['sources'], latest['date']))
+        return f'sources {sources}, {date}'
+    return '; '.join(f'sources {sources}, {date}: {", ".join(names)}'
+                     for (sources, date), names in groups.items())
+
+
 def markdown(data: dict, threshold: float = 80.0) -> str:
     names = names_in(data)
     meta = data.get('meta', {})
@@ -147,10 +163,8 @@ def markdown(data: dict, threshold: float = 80.0) -> str:
         if text.count('\n') < 2:  # a header only: nothing measured
             continue
         m = meta.get(section, {})
-        digest = m.get('mmdas_source_sha256', '?')[:12]
-        source = (f"mmdas {m.get('mmdas', '?')} (sources {digest}), "
-                  f"torch {m.get('torch', '?')}, {m.get('threads', '?')} threads, "
-                  f"{m.get('date', '?')}")
+        source = (f"mmdas {m.get('mmdas', '?')} ({measured_with(data.get(section, {}), m)}), "
+                  f"torch {m.get('torch', '?')}, {m.get('threads', '?')} threads")
         parts.append(f'#### {title}\n\nMeasured with {source}.\n\n{text}')
     return '\n\n'.join(parts)
 
