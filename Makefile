@@ -80,7 +80,7 @@ controls-det: install
 	$(PY) tools/demo.py --finetune-iters 150 300 600 --seeds $(SEEDS)
 
 compare: install
-	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy
+	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy detection
 	$(PY) tools/analysis/compare_gates.py --report --docs docs/comparison.md
 
 bench: install

@@ -105,11 +105,11 @@ def test_the_capacity_control_is_within_five_percent_of_das(scope):
 
 
 def test_a_section_measured_in_two_runs_names_each_runs_sources():
-    """Modules added to a store later (other code, another day) are not reported under the
-    sources of the last run alone."""
+    """Modules added to a store later (other code, another day, another thread count) are not
+    reported under the environment of the last run alone."""
     from mmdas.analysis.comparison_report import markdown
 
-    def run(top1: list, sources: str, date: str) -> dict:
+    def run(top1: list, sources: str, date: str, threads: int = 2) -> dict:
         return dict(
             lr=0.001,
             epochs=2,
@@ -121,7 +121,7 @@ def test_a_section_measured_in_two_runs_names_each_runs_sources():
                 str(seed): v
                 for seed, v in enumerate(top1)
             },
-            measured_with=dict(sources=sources, date=date))
+            measured_with=dict(sources=sources, date=date, threads=threads))
 
     old, new = ('aaaaaaaaaaaa', '2026-12-01'), ('bbbbbbbbbbbb', '2026-12-05')
     meta = dict(mmdas='0.5.0', mmdas_source_sha256='b' * 64, torch='2', threads=2, date=new[1])
@@ -130,7 +130,23 @@ def test_a_section_measured_in_two_runs_names_each_runs_sources():
             none=run([80.0, 82.0], *old), DAS=run([85.0, 83.0], *old), ECA=run([81.0], *new)),
         meta=dict(accuracy=meta))
     text = markdown(data)
-    assert ('(sources aaaaaaaaaaaa, 2026-12-01: none, DAS; sources bbbbbbbbbbbb, 2026-12-05: ECA)'
-            in text), text
+    assert ('(sources aaaaaaaaaaaa, 2026-12-01, 2 threads: none, DAS; '
+            'sources bbbbbbbbbbbb, 2026-12-05, 2 threads: ECA)' in text), text
+    data['accuracy']['ECA'] = run([81.0], *old, threads=1)  # same code and day, one thread
+    assert ('(sources aaaaaaaaaaaa, 2026-12-01, 2 threads: none, DAS; '
+            'sources aaaaaaaaaaaa, 2026-12-01, 1 thread: ECA)' in markdown(data))
     del data['accuracy']['ECA']
-    assert '(sources aaaaaaaaaaaa, 2026-12-01)' in markdown(data)
+    assert '(sources aaaaaaaaaaaa, 2026-12-01, 2 threads)' in markdown(data)
+    del data['accuracy']['DAS']['measured_with']['threads']  # an older record: the meta's count
+    assert '(sources aaaaaaaaaaaa, 2026-12-01, 2 threads)' in markdown(data)
+
+
+def test_the_detection_section_refuses_the_width_control_before_training(tmp_path):
+    """`make compare` runs the detection section over every module that inserts into the plain
+    detector; naming the width control there is refused by name before any data or training."""
+    from mmdas.analysis.comparison import DETECTION_VARIANTS, VARIANTS, Store, detection_section
+    assert set(DETECTION_VARIANTS) == set(VARIANTS) - {'wide'}
+    with pytest.raises(ValueError, match=r"\['wide'\] cannot start from the shared plain"):
+        detection_section(['DAS', 'wide'], [0], str(tmp_path / 'det'), str(tmp_path / 'cls'),
+                          str(tmp_path), Store(str(tmp_path / 'store.json')))
+    assert not (tmp_path / 'det').exists()

@@ -148,15 +148,17 @@ class Store:
 
     def update(self, section: str, name: str, value: dict) -> None:
         """Merge ``value`` into ``section``/``name`` (nested dicts merged key by key) and record
-        what measured it: the section's latest environment in ``meta``, and the sources and
-        date in each module's ``measured_with`` (a section may hold modules measured apart)."""
+        what measured it: the section's latest environment in ``meta``, and the sources, date and
+        thread count in each module's ``measured_with`` (a section may hold modules measured
+        apart)."""
         stored = self.data.setdefault(section, {}).setdefault(name, {})
         _merge(stored, value)
         from mmdas.engine.stage_record import code_fingerprint
         meta = dict(
             code_fingerprint(), threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d'))
         self.data.setdefault('meta', {})[section] = meta
-        stored['measured_with'] = dict(sources=meta['mmdas_source_sha256'][:12], date=meta['date'])
+        stored['measured_with'] = dict(
+            sources=meta['mmdas_source_sha256'][:12], date=meta['date'], threads=meta['threads'])
         with open(self.path, 'w') as f:
             json.dump(self.data, f, indent=1, sort_keys=True)
 
@@ -334,6 +336,10 @@ def accuracy_section(names: Sequence[str], protocol: Protocol, data_root: str, d
         store.update('accuracy', name, dict(data_set=data_set, protocol=protocol.__dict__))
 
 
+#: The modules the detection section can insert into the shared plain detector (not a width
+#: control: its other widths cannot load that detector).
+DETECTION_VARIANTS = tuple(n for n, v in VARIANTS.items() if 'width' not in (v or {}))
+
 #: The detection recipe's iterations in the comparison (longer than make demo's default).
 DET_SCHEDULE = DetectionSchedule(pretrain=15, base=300, warmup=60, finetune=200)
 
@@ -342,11 +348,11 @@ def detection_section(names: Sequence[str], seeds: Sequence[int], det_data_root:
                       cls_data_root: str, out: str, store: Store) -> None:
     """Per seed: one pretrained backbone and one plain detector from it, then each module's
     backbone warm-up and fine-tune from that detector (equal iterations): test bbox AP."""
-    unfit = [n for n in names if 'width' in (VARIANTS[n] or {})]
+    unfit = [n for n in names if n not in DETECTION_VARIANTS]
     if unfit:
         raise ValueError(f'{unfit} cannot start from the shared plain detector (other widths); '
                          'the detection section takes the modules that insert into it: ' +
-                         ', '.join(n for n in VARIANTS if 'width' not in (VARIANTS[n] or {})))
+                         ', '.join(DETECTION_VARIANTS))
     ensure_shapes_data('detection', det_data_root)
     ensure_shapes_data('classification', cls_data_root)
     stages = Stages(total=len(seeds) * (2 + 3 * len(names)))

@@ -135,19 +135,28 @@ def names_in(data: dict) -> List[str]:
 
 
 def measured_with(section: dict, meta: dict) -> str:
-    """The sources and dates that measured a section's modules, each with the modules it
-    measured where they differ (a module without a record: the section's ``meta``)."""
-    latest = dict(sources=meta.get('mmdas_source_sha256', '?')[:12], date=meta.get('date', '?'))
-    groups: Dict[Tuple[str, str], List[str]] = {}
+    """The sources, dates and thread counts that measured a section's modules, each with the
+    modules it measured where they differ (a module without a record, or a record without a
+    field: the section's ``meta``)."""
+    latest = dict(
+        sources=meta.get('mmdas_source_sha256', '?')[:12],
+        date=meta.get('date', '?'),
+        threads=meta.get('threads', '?'))
+    groups: Dict[Tuple[str, str, str], List[str]] = {}
     for name in VARIANTS:
         if name in section:
-            record = section[name].get('measured_with', latest)
-            groups.setdefault((record['sources'], record['date']), []).append(name)
+            record = dict(latest, **section[name].get('measured_with', {}))
+            key = (record['sources'], record['date'], _threads(record['threads']))
+            groups.setdefault(key, []).append(name)
     if len(groups) <= 1:
-        sources, date = next(iter(groups), (latest['sources'], latest['date']))
-        return f'sources {sources}, {date}'
-    return '; '.join(f'sources {sources}, {date}: {", ".join(names)}'
-                     for (sources, date), names in groups.items())
+        key = next(iter(groups), (latest['sources'], latest['date'], _threads(latest['threads'])))
+        return 'sources {}, {}, {}'.format(*key)
+    return '; '.join(f'sources {sources}, {date}, {threads}: {", ".join(names)}'
+                     for (sources, date, threads), names in groups.items())
+
+
+def _threads(n) -> str:
+    return f'{n} thread' + ('' if n == 1 else 's')
 
 
 def markdown(data: dict, threshold: float = 80.0) -> str:
@@ -164,7 +173,7 @@ def markdown(data: dict, threshold: float = 80.0) -> str:
             continue
         m = meta.get(section, {})
         source = (f"mmdas {m.get('mmdas', '?')} ({measured_with(data.get(section, {}), m)}), "
-                  f"torch {m.get('torch', '?')}, {m.get('threads', '?')} threads")
+                  f"torch {m.get('torch', '?')}")
         parts.append(f'#### {title}\n\nMeasured with {source}.\n\n{text}')
     return '\n\n'.join(parts)
 

@@ -44,7 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=['cost', 'latency', 'growth', 'accuracy'],
         choices=['cost', 'latency', 'growth', 'accuracy', 'detection'])
     parser.add_argument(
-        '--gates', nargs='+', default=list(comparison.VARIANTS), choices=list(comparison.VARIANTS))
+        '--gates',
+        nargs='+',
+        choices=list(comparison.VARIANTS),
+        help='default: every module (the detection section: every one that inserts into the '
+        'plain detector, the width control excepted)')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument(
@@ -84,15 +88,16 @@ def main(argv=None) -> int:
         protocol = comparison.Protocol(
             tuple(args.lr_grid), args.short_epochs, tuple(args.epoch_grid), tuple(args.seeds),
             args.val_interval)
+        gates = args.gates or list(comparison.VARIANTS)
         run = dict(
-            cost=lambda: comparison.cost_section(args.gates, store),
-            latency=lambda: comparison.latency_section(args.gates, args.rounds, store),
-            growth=lambda: comparison.growth_section(args.gates, args.growth_sizes, args.rounds,
-                                                     store),
-            accuracy=lambda: comparison.accuracy_section(args.gates, protocol, args.data_root, args.
+            cost=lambda: comparison.cost_section(gates, store),
+            latency=lambda: comparison.latency_section(gates, args.rounds, store),
+            growth=lambda: comparison.growth_section(gates, args.growth_sizes, args.rounds, store),
+            accuracy=lambda: comparison.accuracy_section(gates, protocol, args.data_root, args.
                                                          data_set, args.out, store),
             detection=lambda: comparison.detection_section(
-                args.gates, args.seeds, args.det_data_root, args.cls_data_root, args.out, store))
+                args.gates or list(comparison.DETECTION_VARIANTS), args.seeds, args.det_data_root,
+                args.cls_data_root, args.out, store))
         for section in args.sections:
             print(f'== {section}', flush=True)
             run[section]()
