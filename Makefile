@@ -12,7 +12,7 @@
 #                     gate, DAS, a wider plain net (DAS's parameters within 5 %), SE, CBAM; rate
 #                     and length chosen on val, seeds 0-4 on test (slow: several hours here)
 #   make controls-det the detection demo's two arms at 1x, 2x and 4x fine-tunes (150 / 300 / 600
-#                     iterations) from one vanilla detector per seed, seeds $(SEEDS) (~15 min a
+#                     iterations) from one vanilla detector per seed, seeds $(SEEDS) (~26 min a
 #                     seed here)
 #   make compare      every module (the controls' runs shared) under the same protocol, then
 #                     docs/comparison.md's tables regenerated from its JSON (slower still)
