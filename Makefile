@@ -13,7 +13,7 @@
 #                     and length chosen on val, seeds 0-4 on test (slow: several hours here)
 #   make controls-det the detection demo's two arms at 1x, 2x and 4x fine-tunes (150 / 300 / 600
 #                     iterations) from one vanilla detector per seed, seeds $(SEEDS) (~26 min a
-#                     seed here)
+#                     seed here; two one-thread runs side by side, SEEDS=3 and SEEDS=4, 24 min)
 #   make compare      every module (the controls' runs shared) under the same protocol, then
 #                     docs/comparison.md's tables regenerated from its JSON (slower still)
 #   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
