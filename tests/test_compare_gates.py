@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from utils import run_tool
+from utils import ROOT, run_tool
 
 
 def test_compare_gates_follows_the_protocol_and_reports_what_it_measured(tmp_path, cls_shapes):
@@ -156,10 +156,9 @@ def test_the_docs_tables_are_the_shipped_stores_own(tmp_path):
     """docs/comparison.md's generated part is what --report writes from docs/compare_gates.json:
     a figure edited by hand, or a store updated without regenerating, fails here."""
     from mmdas.analysis.comparison_report import markdown, write_between_markers
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    with open(osp.join(root, 'docs', 'compare_gates.json')) as f:
+    with open(osp.join(ROOT, 'docs', 'compare_gates.json')) as f:
         data = json.load(f)
-    shipped = osp.join(root, 'docs', 'comparison.md')
+    shipped = osp.join(ROOT, 'docs', 'comparison.md')
     regenerated = tmp_path / 'comparison.md'
     shutil.copy(shipped, regenerated)
     write_between_markers(str(regenerated), markdown(data))
