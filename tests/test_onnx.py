@@ -12,7 +12,7 @@ from mmdas.deployment import (compare_outputs, export_onnx, nonstandard_operator
                               onnxruntime_outputs, operator_types)
 from mmdas.models import DASGate, DASMobileNetV2, DASResNet
 from mmdas.ops import DispatchingDeformConv2dPack, mmcv_ops_available
-from utils import ROOT, run_tool
+from utils import ROOT, load_tool, run_tool
 
 EXPORTERS = ['dynamo', 'torchscript']
 IMPLS = [
@@ -181,12 +181,24 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
     assert '2x3x64x64 scores (2, 4)' in proc.stdout and '1x3x32x32 scores' in proc.stdout
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert meta['mean'] == '[127.5, 127.5, 127.5]' and 'RGB' in meta['channel_order']
-    # The same check with no tolerance at all fails, with status 1 and the difference named.
-    proc = export_tool([
-        config, '--checkpoint',
-        str(tmp_path / 'cls.pth'), '--shape', '64', '64', '--out', out, '--rtol', '0', '--atol', '0'
-    ])
-    assert proc.returncode == 1 and 'scores at 1x3x64x64 differs by' in proc.stderr
+    # The same check of a copy with one weight changed (noise on a DeformConv's weight) fails,
+    # naming the output and the input size.
+    proto = onnx.load(out)
+    node = next(n for n in proto.graph.node if n.op_type == 'DeformConv')
+    weight = next(t for t in proto.graph.initializer if t.name == node.input[1])
+    values = onnx.numpy_helper.to_array(weight)
+    noise = np.random.default_rng(0).normal(0, 0.1, values.shape).astype(values.dtype)
+    weight.CopyFrom(onnx.numpy_helper.from_array(values + noise, weight.name))
+    onnx.save(proto, str(tmp_path / 'wrong.onnx'))
+    from mmengine.config import Config
+
+    from mmdas.deployment import build_export_target
+    target = build_export_target(Config.fromfile(osp.join(ROOT, config)), str(tmp_path / 'cls.pth'))
+    check = load_tool('deployment/pytorch2onnx').check_tensor_file
+    names, shapes = target.output_names, [(1, 64, 64)]
+    assert check(target.module, out, names, shapes, 1e-4, 1e-5) == []
+    failures = check(target.module, str(tmp_path / 'wrong.onnx'), names, shapes, 1e-4, 1e-5)
+    assert len(failures) == 1 and failures[0].startswith('scores at 1x3x64x64 differs by')
 
 
 def test_tool_exports_a_das_detector_backbone_and_neck(tmp_path):

@@ -1,9 +1,9 @@
 """The whole-detector ONNX file's inputs and outputs in NumPy and OpenCV: ``preprocess`` (what
 mmdet's test pipeline and data preprocessor do to an image, as the file's metadata records them),
-``paste_masks`` (mmdet's mask pasting), ``detect`` (both around an ONNX Runtime session) and
-``draw``, defined once in ``tools/deployment/onnx_infer.py``, the script that travels with
-the file to a deployment machine (no torch, OpenMMLab or mmdas there). This module loads that
-script by its path, so the exporter's check runs the same code.
+``paste_mask`` and ``paste_masks`` (mmdet's mask pasting), ``detect`` (both around an ONNX
+Runtime session) and ``draw``, defined once in ``tools/deployment/onnx_infer.py``, the script
+that travels with the file to a deployment machine (no torch, OpenMMLab or mmdas there). This
+module loads that script by its path, so the exporter's check runs the same code.
 """
 import importlib.util
 import os.path as osp
@@ -29,6 +29,7 @@ def load_onnx_infer() -> ModuleType:
 
 _script = load_onnx_infer()
 preprocess = _script.preprocess
+paste_mask = _script.paste_mask
 paste_masks = _script.paste_masks
 detect = _script.detect
 draw = _script.draw

@@ -45,7 +45,7 @@ from torch import Tensor
 
 from mmdas.apis import model_cfg
 from .graph_ops import (WH_RATIO_CLIP, batched_nms, decode_deltas, decode_distances,
-                        filter_scores_and_topk, roi_features, topk_count)
+                        filter_scores_and_topk, probe, roi_features, topk_count)
 
 #: Names of the graph's inputs and outputs (outputs as mmdeploy names them).
 INPUT_NAMES = ['image', 'image_info']
@@ -124,6 +124,11 @@ class TwoStageDetectorGraph(nn.Module):
         if self.with_mask:
             self.mask_extractor = roi_head.mask_roi_extractor if not roi_head.share_roi_extractor \
                 else roi_head.bbox_roi_extractor
+        levels = range(detector.rpn_head.prior_generator.num_levels)
+        #: the tensors :func:`probe` marks, in order: the RPN's outputs per level, its
+        #: proposals (x1, y1, x2, y2, score), the last box head's RoIs, class logits and deltas
+        self.probe_names = [f'rpn_cls.{i}' for i in levels] + [f'rpn_reg.{i}' for i in levels] + \
+            ['proposals', 'rois', 'roi_cls', 'roi_reg']
 
     def forward(self, image: Tensor, image_info: Tensor) -> Tuple[Tensor, ...]:
         feats = self.detector.extract_feat(image)
@@ -139,6 +144,7 @@ class TwoStageDetectorGraph(nn.Module):
         """The RPN's proposals ``(P, 4)`` in resized-image pixels (mmdet's ``RPNHead``)."""
         head, cfg = self.detector.rpn_head, self.rpn_cfg
         cls_scores, bbox_preds = head(feats)
+        cls_scores, bbox_preds = [probe(s) for s in cls_scores], [probe(b) for b in bbox_preds]
         priors = head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores],
                                                   dtype=cls_scores[0].dtype,
                                                   device=cls_scores[0].device)
@@ -165,7 +171,8 @@ class TwoStageDetectorGraph(nn.Module):
                 (boxes[:, 3] - boxes[:, 1]) > min_size)
             scores, boxes, levels = scores[valid], boxes[valid], levels[valid]
         keep = batched_nms(boxes, scores, levels, cfg.nms.iou_threshold)[:cfg.max_per_img]
-        return boxes[keep]
+        # the scores ride along so that a check can read them (the RoI head takes the boxes)
+        return probe(torch.cat((boxes[keep], scores[keep, None]), 1))[:, :4]
 
     def box_outputs(self, feats: Sequence[Tensor], rois: Tensor,
                     img_hw: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -181,7 +188,8 @@ class TwoStageDetectorGraph(nn.Module):
                 coder = head.bbox_coder
                 rois = decode_deltas(rois, self._deltas_of(head, bbox_pred, label), coder.means,
                                      coder.stds, WH_RATIO_CLIP, img_hw)
-        return sum(logits) / float(len(logits)), bbox_pred, rois
+        rois = probe(rois)
+        return probe(sum(logits) / float(len(logits))), probe(bbox_pred), rois
 
     @staticmethod
     def _deltas_of(head: nn.Module, bbox_pred: Tensor, label: Tensor) -> Tensor:
@@ -244,10 +252,17 @@ class DenseDetectorGraph(nn.Module):
             raise ValueError(f"test_cfg.nms_pre={self.cfg.get('nms_pre')}: the export needs a "
                              'positive per-level top-k')
         self.with_score_factors = family == 'FCOS'
+        levels = range(self.head.prior_generator.num_levels)
+        #: the tensors :func:`probe` marks, in order: the head's outputs per level
+        self.probe_names = [
+            f'{name}.{i}'
+            for name in ('cls', 'reg', 'centerness')[:3 if self.with_score_factors else 2]
+            for i in levels
+        ]
 
     def forward(self, image: Tensor, image_info: Tensor) -> Tuple[Tensor, Tensor]:
         head, cfg = self.head, self.cfg
-        outs = head(self.detector.extract_feat(image))
+        outs = [[probe(level) for level in out] for out in head(self.detector.extract_feat(image))]
         cls_scores, bbox_preds = outs[0], outs[1]
         factors = outs[2] if self.with_score_factors else [None] * len(cls_scores)
         priors = head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores],
@@ -341,9 +356,36 @@ def export_detector(model: nn.Module,
             output_names=names,
             dynamic_axes=axes)
     proto = onnx.load(path)
+    name_probes(proto, graph.probe_names)
     onnx.helper.set_model_props(proto, meta)
     onnx.save(proto, path)
     return path
+
+
+def name_probes(proto, names: Sequence[str]) -> None:
+    """Name the tensors the graph marked with :func:`~.graph_ops.probe` ``probe:<name>``, so
+    that a check can read them by name: its ``Identity`` nodes of computed tensors, in order
+    (the exporter writes its own ``Identity`` nodes of constants it shares)."""
+    from .parity import PROBE_PREFIX
+    constants = {tensor.name for tensor in proto.graph.initializer}
+    for node in proto.graph.node:  # in topological order
+        if node.op_type == 'Constant' or (node.op_type == 'Identity'
+                                          and node.input[0] in constants):
+            constants.update(node.output)
+    probes = [
+        node for node in proto.graph.node
+        if node.op_type == 'Identity' and node.input[0] not in constants
+    ]
+    if len(probes) != len(names):
+        raise RuntimeError(f'the exported graph has {len(probes)} Identity nodes where '
+                           f'{len(names)} tensors were marked ({names}): cannot name them')
+    renamed = {}
+    for node, name in zip(probes, names):
+        renamed[node.output[0]] = node.output[0] = PROBE_PREFIX + name
+    for node in proto.graph.node:
+        node.input[:] = [renamed.get(value, value) for value in node.input]
+    for output in proto.graph.output:
+        output.name = renamed.get(output.name, output.name)
 
 
 def mmdet_detections(model: nn.Module, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
@@ -367,5 +409,6 @@ def onnx_detections(session, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
 __all__: List[str] = [
     'DENSE_DETECTORS', 'EXPORTED_DETECTORS', 'INPUT_NAMES', 'MASK_OUTPUT_NAMES', 'OUTPUT_NAMES',
     'TWO_STAGE_DETECTORS', 'DenseDetectorGraph', 'TwoStageDetectorGraph', 'detector_graph',
-    'export_detector', 'mmdet_detections', 'onnx_detections', 'preprocessing_metadata'
+    'export_detector', 'mmdet_detections', 'name_probes', 'onnx_detections',
+    'preprocessing_metadata'
 ]

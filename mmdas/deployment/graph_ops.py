@@ -15,6 +15,26 @@ from torch import Tensor
 WH_RATIO_CLIP = 16 / 1000
 
 
+class _Probe(torch.autograd.Function):
+    """The identity, written as an ONNX ``Identity`` node: it marks a tensor of the exported
+    graph so that the export can name it (:func:`probe`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.clone()
+
+    @staticmethod
+    def symbolic(g, x):
+        return g.op('Identity', x)
+
+
+def probe(x: Tensor) -> Tensor:
+    """``x``, marked in an exported graph by an ``Identity`` node (nothing while not exporting).
+    :func:`mmdas.deployment.detector.export_detector` names the marked tensors, in the order
+    they were marked, so that a check can read them (:mod:`mmdas.deployment.parity`)."""
+    return _Probe.apply(x) if torch.onnx.is_in_onnx_export() else x
+
+
 def topk_count(values: Tensor, k: int) -> Tensor:
     """``min(k, len(values))``, kept dynamic under tracing (ONNX's TopK needs K <= the size)."""
     if not torch.jit.is_tracing():
@@ -102,5 +122,5 @@ def roi_features(extractor: nn.Module, feats: Sequence[Tensor], boxes: Tensor) -
 
 __all__ = [
     'WH_RATIO_CLIP', 'batched_nms', 'clip_boxes', 'decode_deltas', 'decode_distances',
-    'filter_scores_and_topk', 'roi_features', 'topk_count'
+    'filter_scores_and_topk', 'probe', 'roi_features', 'topk_count'
 ]

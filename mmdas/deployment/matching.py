@@ -8,34 +8,14 @@ import numpy as np
 Detections = Sequence[np.ndarray]
 
 
-def within_tolerance(match: Dict[str, float],
-                     max_per_img: int,
-                     count: int,
-                     box: float,
-                     score: float,
-                     unmatched_score: float,
-                     flips: int = 0) -> bool:
-    """Whether a :func:`match_detections` result is within tolerance: matched boxes and scores
-    close, and nothing unmatched that scores ``unmatched_score`` or more unless it lies at the
-    ``max_per_img`` cut of a full reference (``count`` detections). ``flips`` detections per
-    side may break that (pairs further apart, or unmatched ones): detections whose proposals
-    near-tied in a top-k or an NMS, an order that rounding may flip."""
-    cut = match['lowest_reference_score'] + score if count == max_per_img else -1.0
-    apart = sum(b > box or s > score for b, s in zip(match['box_diffs'], match['score_diffs']))
-    strays = [
-        sum(s >= unmatched_score and s > cut for s in match[side])
-        for side in ('unmatched_reference_scores', 'unmatched_candidate_scores')
-    ]
-    return apart + strays[0] <= flips and strays[1] <= flips
-
-
 def match_detections(reference: Detections,
                      candidate: Detections,
                      iou_threshold: float = 0.5) -> Dict[str, float]:
     """Match two detection sets one to one: among pairs of the same class overlapping by IoU >=
     ``iou_threshold``, the closest pairs first (largest coordinate difference, then score
     difference), so that each detection finds its own counterpart before any neighbour.
-    Returns the count matched, per pair and at most the box-coordinate and score differences,
+    Returns the count matched, the pairs ``(reference index, candidate index)``, per pair and at
+    most the box-coordinate and score differences,
     per side the count and scores left unmatched and the highest of them, and the reference's
     lowest score (detections at the ``max_per_img`` cut, where near-equal scores may fall on
     either side of it, score that). With masks on both sides, also each pair's mask IoU and the
@@ -47,14 +27,15 @@ def match_detections(reference: Detections,
     pairs = []
     for i in range(len(ref_dets)):
         for j in np.flatnonzero(labels == ref_labels[i]):
-            if _iou(ref_dets[i, :4], dets[j:j + 1, :4])[0] >= iou_threshold:
+            if iou_matrix(ref_dets[i:i + 1, :4], dets[j:j + 1, :4])[0, 0] >= iou_threshold:
                 pairs.append((float(np.abs(ref_dets[i, :4] - dets[j, :4]).max()),
                               float(abs(ref_dets[i, 4] - dets[j, 4])), i, int(j)))
-    box_diffs, score_diffs, mask_ious = [], [], []
+    box_diffs, score_diffs, mask_ious, matched = [], [], [], []
     for box_diff, score_diff, i, j in sorted(pairs):
         if ref_used[i] or used[j]:
             continue
         used[j] = ref_used[i] = True
+        matched.append((i, j))
         box_diffs.append(box_diff)
         score_diffs.append(score_diff)
         if masks is not None:
@@ -64,6 +45,7 @@ def match_detections(reference: Detections,
     return dict(
         lowest_reference_score=float(ref_dets[:, 4].min(initial=1.0)),
         matched=int(used.sum()),
+        pairs=matched,
         max_box_diff=max(box_diffs, default=0.0),
         max_score_diff=max(score_diffs, default=0.0),
         box_diffs=box_diffs,
@@ -77,15 +59,15 @@ def match_detections(reference: Detections,
         **extra)
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` IoU of two lists of ``(x1, y1, x2, y2)`` boxes, in float64 (the
+    precision in which a tie at an NMS threshold is judged)."""
+    a, b = np.asarray(a, np.float64)[:, None, :4], np.asarray(b, np.float64)[None, :, :4]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return w * h / np.maximum(area_a + area_b - w * h, 1e-9)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,4 +76,4 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-__all__ = ['Detections', 'mask_iou', 'match_detections', 'within_tolerance']
+__all__ = ['Detections', 'iou_matrix', 'mask_iou', 'match_detections']

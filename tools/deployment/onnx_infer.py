@@ -73,17 +73,27 @@ def _sampling_matrix(start: int, stop: int, low: float, high: float, cells: int)
     return matrix
 
 
+def paste_mask(mask: np.ndarray, box: np.ndarray, height: int,
+               width: int) -> Tuple[Tuple[slice, slice], np.ndarray]:
+    """One ``M x M`` mask of probabilities pasted into its box ``(x1, y1, x2, y2)`` (image
+    pixels) of an image of that size: the window of the image it covers (the box and one pixel
+    of margin) and the probabilities there."""
+    x1, y1, x2, y2 = box[:4]
+    x0, y0 = max(int(np.floor(x1)) - 1, 0), max(int(np.floor(y1)) - 1, 0)
+    x3, y3 = min(int(np.ceil(x2)) + 1, width), min(int(np.ceil(y2)) + 1, height)
+    rows = _sampling_matrix(y0, y3, y1, y2, mask.shape[0])
+    columns = _sampling_matrix(x0, x3, x1, x2, mask.shape[1])
+    return (slice(y0, y3), slice(x0, x3)), rows @ mask.astype(np.float32) @ columns.T
+
+
 def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
                 threshold: float) -> np.ndarray:
-    """``(N, height, width)`` bool: each ``M x M`` mask of probabilities pasted into its box
-    ``(x1, y1, x2, y2)`` (image pixels) of an image of that size, kept from ``threshold``."""
+    """``(N, height, width)`` bool: each mask pasted (:func:`paste_mask`), kept from
+    ``threshold``."""
     out = np.zeros((len(masks), height, width), bool)
-    for i, (mask, (x1, y1, x2, y2)) in enumerate(zip(masks, boxes[:, :4])):
-        x0, y0 = max(int(np.floor(x1)) - 1, 0), max(int(np.floor(y1)) - 1, 0)
-        x3, y3 = min(int(np.ceil(x2)) + 1, width), min(int(np.ceil(y2)) + 1, height)
-        rows = _sampling_matrix(y0, y3, y1, y2, mask.shape[0])
-        columns = _sampling_matrix(x0, x3, x1, x2, mask.shape[1])
-        out[i, y0:y3, x0:x3] = rows @ mask.astype(np.float32) @ columns.T >= threshold
+    for i, (mask, box) in enumerate(zip(masks, boxes)):
+        window, probabilities = paste_mask(mask, box, height, width)
+        out[i][window] = probabilities >= threshold
     return out
 
 
@@ -92,7 +102,12 @@ def detect(session, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
     pixels, with ``masks (N, H, W)`` bool for a Mask R-CNN."""
     meta = session.get_modelmeta().custom_metadata_map
     image, info = preprocess(image_bgr, meta)
-    outputs = session.run(None, {'image': image, 'image_info': info})
+    names = [
+        name for name in ('dets', 'labels', 'masks')
+        if name in {o.name
+                    for o in session.get_outputs()}
+    ]
+    outputs = session.run(names, {'image': image, 'image_info': info})
     if len(outputs) == 2:
         return tuple(outputs)
     dets, labels, masks = outputs

@@ -15,11 +15,15 @@ settings written into the file's metadata; onnx_infer.py runs the file with onnx
 and OpenCV alone: the .onnx file and that script are all a deployment machine needs.
 The file is checked against mmdet's own ``inference_detector`` (the test pipeline and
 ``model.test_step``) on --images (default: up to 3 images of the config's test set), each also
-at 3/4 of its size: detections matched one to one by class and IoU >= 0.5; the tool exits 1 if a
-matched box moves by more than --max-box-diff pixels, a score by more than --max-score-diff, or
-a detection scoring --unmatched-score or more has no match, or (Mask R-CNN) a matched pair's
-mask IoU falls below --min-mask-iou. --coco also scores both over the config's whole test set
-with pycocotools (bbox AP; segm AP too for Mask R-CNN) and fails on a gap above 0.005.
+at 3/4 of its size (mmdas.deployment.parity): the candidates before any top-k or NMS (the dense
+heads' outputs; the box head's outputs for the RoIs both share) within --rtol of their scale
+plus --atol; proposals and detections matched one to one, within --max-box-diff pixels and
+--max-score-diff, where only a tie may leave one without a counterpart (a score within
+--max-score-diff of a threshold or cut, an overlap within --tie-iou of the NMS threshold, or what
+such a tie suppressed or let through), each such tie named; masks compared as probabilities
+(--mask-prob-diff), pasted pixels differing only at the threshold. The tool exits 1 on anything
+else. --coco also scores both over the config's whole test set with pycocotools (bbox AP; segm
+AP too for Mask R-CNN) and fails on a gap above 0.005.
 --backbone-only exports the backbone and neck instead, as below.
 
 **A classifier, or a detector's backbone and neck** (--backbone-only):
@@ -58,10 +62,10 @@ from mmdas.deployment import (ATOL, EXPORTERS, RTOL, build_export_target, compar
                               operator_types)
 from mmdas.deployment.detector import (detector_graph, export_detector, mmdet_detections,
                                        onnx_detections)
-from mmdas.deployment.matching import match_detections
+from mmdas.deployment.parity import Tolerance, compare_with_mmdet, probed_session
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -84,8 +88,14 @@ def parse_args() -> argparse.Namespace:
         default='dynamo',
         help="torch's exporter: 'dynamo' (its default) or 'torchscript'")
     parser.add_argument('--opset', type=int, help='ONNX opset (>= 19; default: torch\'s, 20)')
-    parser.add_argument('--rtol', type=float, default=RTOL)
-    parser.add_argument('--atol', type=float, default=ATOL)
+    parser.add_argument(
+        '--rtol',
+        type=float,
+        help=f'of each output\'s scale (default {RTOL:g}; a whole detector\'s candidates '
+        f'{Tolerance.rtol:g})')
+    parser.add_argument(
+        '--atol', type=float, help=f'(default {ATOL:g}; whole detector '
+        f'{Tolerance.atol:g})')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     whole = parser.add_argument_group('whole detector')
     whole.add_argument(
@@ -97,11 +107,17 @@ def parse_args() -> argparse.Namespace:
         '--coco',
         action='store_true',
         help="bbox AP of PyTorch and ONNX Runtime over the config's test set (pycocotools)")
-    whole.add_argument('--max-box-diff', type=float, default=0.5, help='pixels')
-    whole.add_argument('--max-score-diff', type=float, default=1e-3)
-    whole.add_argument('--unmatched-score', type=float, default=0.1)
-    whole.add_argument('--min-mask-iou', type=float, default=0.95, help='Mask R-CNN')
-    return parser.parse_args()
+    tie = Tolerance()
+    whole.add_argument('--max-box-diff', type=float, default=tie.box, help='pixels')
+    whole.add_argument('--max-score-diff', type=float, default=tie.score)
+    whole.add_argument(
+        '--tie-iou',
+        type=float,
+        default=tie.iou,
+        help='an overlap this close to the NMS threshold is a tie')
+    whole.add_argument(
+        '--mask-prob-diff', type=float, default=tie.mask, help='Mask R-CNN probabilities')
+    return parser.parse_args(argv)
 
 
 def check_shapes(shape: Tuple[int, int], dynamic_batch: bool,
@@ -123,8 +139,8 @@ def say_weights(weights: str, skipped: List[str]) -> None:
               'init): ' + ', '.join(skipped))
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -157,30 +173,41 @@ def export_tensor_model(args, cfg: Config) -> int:
     print(f'wrote {out}: {len(ops)} nodes, {sum(op == "DeformConv" for _, op in ops)} '
           f'DeformConv ({args.exporter} exporter)')
     print('input: ' + ', '.join(f'{k} {v}' for k, v in target.preprocessing.items()))
-    failures = [f'operators outside the standard ONNX domain: {nonstandard_operators(out)}'
-                ] if nonstandard_operators(out) else []
-    for batch, h, w in check_shapes(shape, args.dynamic_batch, args.dynamic_shape):
+    shapes = check_shapes(shape, args.dynamic_batch, args.dynamic_shape)
+    rtol = RTOL if args.rtol is None else args.rtol
+    atol = ATOL if args.atol is None else args.atol
+    failures = check_tensor_file(target.module, out, target.output_names, shapes, rtol, atol)
+    if failures:
+        print('ONNX export check FAILED:\n  ' + '\n  '.join(failures), file=sys.stderr)
+        return 1
+    print(f'ONNX Runtime matches PyTorch (rtol {rtol:g}, atol {atol:g})')
+    return 0
+
+
+def check_tensor_file(module: torch.nn.Module, path: str, names: List[str],
+                      shapes: List[Tuple[int, int, int]], rtol: float, atol: float) -> List[str]:
+    """The file at ``path`` against ``module`` on random inputs of each ``(batch, h, w)``,
+    output by output, printed; returns the failures."""
+    failures = [f'operators outside the standard ONNX domain: {nonstandard_operators(path)}'
+                ] if nonstandard_operators(path) else []
+    for batch, h, w in shapes:
         inputs = torch.randn(batch, 3, h, w)
         with torch.no_grad():
-            expected = target.module(inputs)
+            expected = module(inputs)
         expected = expected if isinstance(expected, (tuple, list)) else (expected, )
         try:
-            got = onnxruntime_outputs(out, inputs)
+            got = onnxruntime_outputs(path, inputs)
         except Exception as err:  # ONNX Runtime refusing the file is a failure, named
             failures.append(f'ONNX Runtime could not run it at {batch}x3x{h}x{w}: {err}')
             continue
-        for check in compare_outputs(expected, got, target.output_names, args.rtol, args.atol):
+        for check in compare_outputs(expected, got, names, rtol, atol):
             verdict = 'ok' if check.ok else 'FAIL'
             print(f'  {batch}x3x{h}x{w} {check.name} {check.shape}: max |onnx - torch| = '
                   f'{check.max_abs_diff:.2e} (allowed {check.allowed:.2e}) {verdict}')
             if not check.ok:
                 failures.append(f'{check.name} at {batch}x3x{h}x{w} differs by '
                                 f'{check.max_abs_diff:.2e} > {check.allowed:.2e}')
-    if failures:
-        print('ONNX export check FAILED:\n  ' + '\n  '.join(failures), file=sys.stderr)
-        return 1
-    print(f'ONNX Runtime matches PyTorch (rtol {args.rtol:g}, atol {args.atol:g})')
-    return 0
+    return failures
 
 
 def test_annotations(cfg: Config) -> str:
@@ -272,6 +299,33 @@ def coco_ap(cfg: Config, model, session) -> Dict[str, Tuple[float, float]]:
     }
 
 
+def check_detector_file(model, path: str, images: List[str], tol: Tolerance) -> List[str]:
+    """The file at ``path`` against mmdet's ``model`` on ``images``, each also at 3/4 of its
+    size (mmdas.deployment.parity), printed; returns the failures."""
+    session = probed_session(path)
+    print(f'against mmdet (inference_detector): candidates within rtol {tol.rtol:g} of their '
+          f'scale + atol {tol.atol:g}; detections within {tol.box:g} px and score {tol.score:g}, '
+          f'ties allowed only at a threshold, a cut or the NMS IoU (+- {tol.iou:g})')
+    failures, compared = [], 0
+    for path in images:
+        image = cv2.imread(path)
+        if image is None:
+            raise SystemExit(f'cannot read the image {path!r}')
+        smaller = cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+        for label, picture in ((path, image), (f'{path} at 3/4', smaller)):
+            report = compare_with_mmdet(model, session, picture, tol)
+            print(f"  {label}: {'ok' if report.ok else 'FAIL'}")
+            for line in report.lines + [f'tie: {tie}' for tie in report.ties]:
+                print(f'    {line}')
+            failures += [f'{label}: {failure}' for failure in report.failures]
+            compared += report.matched
+    if compared == 0:
+        failures.append('0 detections compared: mmdet found nothing on the check images, so '
+                        'nothing was checked (an untrained model, or images unlike its data: '
+                        'pass --images with pictures it detects objects in)')
+    return failures
+
+
 def export_whole_detector(args, cfg: Config) -> int:
     """The whole detector, checked against mmdet's own detections."""
     import onnxruntime
@@ -300,36 +354,18 @@ def export_whole_detector(args, cfg: Config) -> int:
                     for op in ('DeformConv', 'RoiAlign', 'NonMaxSuppression')) + ')')
     failures = [f'operators outside the standard ONNX domain: {nonstandard_operators(out)}'
                 ] if nonstandard_operators(out) else []
+    given = dict(rtol=args.rtol, atol=args.atol)
+    tol = Tolerance(
+        box=args.max_box_diff,
+        score=args.max_score_diff,
+        iou=args.tie_iou,
+        mask=args.mask_prob_diff,
+        **{
+            k: v
+            for k, v in given.items() if v is not None
+        })
+    failures += check_detector_file(model, out, images, tol)
     session = onnxruntime.InferenceSession(out, providers=['CPUExecutionProvider'])
-    print(f'against mmdet (inference_detector), matched by class and IoU >= 0.5; allowed: '
-          f'box {args.max_box_diff} px, score {args.max_score_diff}, nothing unmatched from '
-          f'score {args.unmatched_score}')
-    compared = 0
-    for path in images:
-        image = cv2.imread(path)
-        if image is None:
-            raise SystemExit(f'cannot read the image {path!r}')
-        smaller = cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
-        for label, picture in ((path, image), (f'{path} at 3/4', smaller)):
-            m = match_detections(
-                mmdet_detections(model, picture), onnx_detections(session, picture))
-            ok = (
-                m['max_box_diff'] <= args.max_box_diff
-                and m['max_score_diff'] <= args.max_score_diff
-                and m['top_unmatched_score'] < args.unmatched_score
-                and m.get('min_mask_iou', 1.0) >= args.min_mask_iou)
-            masks = f", mask IoU >= {m['min_mask_iou']:.4f}" if 'min_mask_iou' in m else ''
-            print(f"  {label}: {m['matched']} matched, box diff {m['max_box_diff']:.2e} px, "
-                  f"score diff {m['max_score_diff']:.2e}{masks}, unmatched "
-                  f"{m['unmatched_reference']} (mmdet) / {m['unmatched_candidate']} (onnx), top "
-                  f"unmatched score {m['top_unmatched_score']:.3f} {'ok' if ok else 'FAIL'}")
-            if not ok:
-                failures.append(f'{label}: {m}')
-            compared += m['matched']
-    if compared == 0:
-        failures.append('0 detections compared: mmdet found nothing on the check images, so '
-                        'nothing was checked (an untrained model, or images unlike its data: '
-                        'pass --images with pictures it detects objects in)')
     if args.coco:
         scores = coco_ap(cfg, model, session)
         for name, (ap, ap50) in scores.items():

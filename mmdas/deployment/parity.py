@@ -1,0 +1,446 @@
+"""Whether a whole-detector ONNX file computes what mmdet's own ``test_step`` computes.
+
+A detector is a smooth function up to its candidates (the dense heads' outputs, the RoI head's
+outputs for given RoIs) and discrete after them (top-k, NMS, score thresholds, the binarised
+masks). Two correct runtimes agree on the smooth part to rounding, and the discrete part
+amplifies that rounding only where a tie decides it. So the check is, per image:
+
+1. **Candidates, with tolerances.** The tensors the export marks (``probe`` in
+   :mod:`mmdas.deployment.graph_ops`): the RPN's or dense head's outputs at every level, before
+   any top-k; for a two-stage detector the last box head's class logits and deltas, row by row
+   for the RoIs both runtimes share (the same candidates). Each within ``rtol`` of the tensor's
+   largest magnitude plus ``atol``.
+2. **Proposals and detections, exactly except for ties.** Matched one to one (same class, IoU
+   >= 0.5, closest pairs first); every pair within ``box`` pixels and ``score``. A detection
+   without a close counterpart passes only where a tie decides it, and the report names each:
+   its score within ``score`` of the score threshold, of the ``max_per_img`` cut, or of a
+   per-level ``nms_pre`` cut; an overlap within ``iou`` of the NMS threshold with a detection
+   scoring as much; a detection suppressed or kept by another such detection; or (the second
+   stage) a detection that overlaps a proposal found by one runtime only.
+3. **Masks as probabilities.** Each matched pair's ``M x M`` probabilities within ``mask``;
+   pasted pixels may differ only where the file's pasted probability lies within ``mask`` of
+   ``mask_thr_binary``.
+
+The reference's candidates are read from mmdet's own path (``inference_detector``) by recording
+the arguments and results of its heads' ``predict_by_feat``.
+"""
+import contextlib
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .matching import iou_matrix, match_detections
+
+#: The prefix of a probed tensor's name in an exported file.
+PROBE_PREFIX = 'probe:'
+
+
+@dataclass
+class Tolerance:
+    """What two correct runtimes may differ by (see the module's docstring). float32 rounding
+    through a detector is ~1e-6 of a tensor's scale when it is well conditioned, but a
+    backbone with barely-trained normalisation can amplify it: the tests' ResNeXt-101 at 128 px
+    differs from its own float64 run by up to 3.4e-4 in PyTorch alone. ``rtol`` and ``score``
+    leave room for that."""
+    rtol: float = 1e-3
+    atol: float = 1e-5
+    box: float = 0.05
+    score: float = 1e-3
+    iou: float = 1e-3
+    mask: float = 1e-3
+
+
+@dataclass
+class Report:
+    """One image's comparison: a line per stage, the ties it allowed (named), the failures."""
+    lines: List[str] = field(default_factory=list)
+    ties: List[str] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)
+    matched: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@contextlib.contextmanager
+def recording(obj: object, method: str) -> Iterator[List[tuple]]:
+    """Record ``(args, kwargs, result)`` of every call of ``obj.method`` inside the block."""
+    calls: List[tuple] = []
+    original = getattr(obj, method)
+
+    def wrapper(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append((args, kwargs, result))
+        return result
+
+    setattr(obj, method, wrapper)
+    try:
+        yield calls
+    finally:
+        delattr(obj, method)
+
+
+def _numpy(t) -> np.ndarray:
+    return t.detach().cpu().float().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def graph_family(model: nn.Module) -> str:
+    """``'two_stage'`` or ``'dense'``."""
+    from .detector import DENSE_DETECTORS, TWO_STAGE_DETECTORS, _refuse
+    family = type(model).__name__
+    if family in TWO_STAGE_DETECTORS:
+        return 'two_stage'
+    if family in DENSE_DETECTORS:
+        return 'dense'
+    raise _refuse(family)
+
+
+def mmdet_reference(model: nn.Module, image_bgr: np.ndarray) -> Dict[str, object]:
+    """mmdet's own detections of ``image_bgr`` (``inference_detector``) and the candidates its
+    heads turned into them: probed names as the export gives them, and the RPN's proposals,
+    the second stage's RoIs and (Mask R-CNN) each detection's mask logits."""
+    from mmdet.apis import inference_detector
+    heads = []
+    if graph_family(model) == 'two_stage':
+        roi_head = model.roi_head
+        box_head = roi_head.bbox_head[-1] if isinstance(roi_head.bbox_head,
+                                                        nn.ModuleList) else roi_head.bbox_head
+        heads = [('rpn', model.rpn_head), ('rcnn', box_head)]
+        if getattr(roi_head, 'with_mask', False):
+            heads.append(('mask', roi_head.mask_head))
+    else:
+        heads = [('dense', model.bbox_head)]
+    with contextlib.ExitStack() as stack:
+        calls = {
+            name: stack.enter_context(recording(head, 'predict_by_feat'))
+            for name, head in heads
+        }
+        result = inference_detector(model, image_bgr)
+    pred = result.pred_instances
+    out: Dict[str, object] = dict(
+        boxes=_numpy(pred.bboxes),
+        scores=_numpy(pred.scores),
+        labels=_numpy(pred.labels).astype(np.int64),
+        masks=_numpy(pred.masks).astype(bool) if 'masks' in pred else None,
+        scale=np.array(result.metainfo['scale_factor'], np.float32))
+    if 'dense' in calls:
+        args, kwargs, _ = calls['dense'][0]
+        outs = list(args) + [kwargs.get('score_factors')]
+        for name, levels in zip(('cls', 'reg', 'centerness'), outs):
+            for i, level in enumerate(levels or ()):
+                out[f'{name}.{i}'] = _numpy(level)
+        return out
+    args, kwargs, proposals = calls['rpn'][0]
+    for name, levels in zip(('rpn_cls', 'rpn_reg'), args):
+        for i, level in enumerate(levels):
+            out[f'{name}.{i}'] = _numpy(level)
+    out['proposals'] = np.concatenate(
+        (_numpy(proposals[0].bboxes), _numpy(proposals[0].scores)[:, None]), 1)
+    _, kwargs, _ = calls['rcnn'][0]
+    out['rois'] = _numpy(kwargs['rois'][0])[:, 1:]
+    out['roi_cls'] = _numpy(kwargs['cls_scores'][0])
+    out['roi_reg'] = _numpy(kwargs['bbox_preds'][0])
+    if 'mask' in calls and calls['mask']:
+        _, kwargs, _ = calls['mask'][0]
+        logits = _numpy(kwargs['mask_preds'][0])
+        channel = out['labels'] if logits.shape[1] > 1 else np.zeros_like(out['labels'])
+        out['mask_probs'] = 1 / (1 + np.exp(-logits[np.arange(len(logits)), channel]))
+    return out
+
+
+def probed_session(path: str):
+    """An ONNX Runtime session of the file at ``path`` whose outputs also include every probed
+    tensor (the file itself is not changed)."""
+    import onnx
+    import onnxruntime
+    proto = onnx.load(path)
+    outputs = {o.name for o in proto.graph.output}
+    for node in proto.graph.node:
+        for name in node.output:
+            if name.startswith(PROBE_PREFIX) and name not in outputs:
+                proto.graph.output.append(onnx.ValueInfoProto(name=name))
+    return onnxruntime.InferenceSession(
+        proto.SerializeToString(), providers=['CPUExecutionProvider'])
+
+
+def onnx_outputs(session, image_bgr: np.ndarray) -> Dict[str, np.ndarray]:
+    """The file's outputs by name (``probe:`` dropped from probed ones) for ``image_bgr``, the
+    masks pasted into the image as ``pasted`` (bool) beside their probabilities ``masks``."""
+    from .detection_io import paste_masks, preprocess
+    meta = session.get_modelmeta().custom_metadata_map
+    image, info = preprocess(image_bgr, meta)
+    names = [o.name for o in session.get_outputs()]
+    values = session.run(names, {'image': image, 'image_info': info})
+    out = {name.replace(PROBE_PREFIX, '', 1): value for name, value in zip(names, values)}
+    if 'masks' in out:
+        h, w = image_bgr.shape[:2]
+        out['pasted'] = paste_masks(out['masks'], out['dets'], h, w, float(meta['mask_thr_binary']))
+    return out
+
+
+def _compare_tensors(title: str, names: Sequence[str], reference: Dict, got: Dict, tol: Tolerance,
+                     report: Report) -> None:
+    """The tensors ``names`` of both sides, each within ``rtol`` of its scale + ``atol``."""
+    worst = 0.0
+    for name in names:
+        if name not in got:
+            report.failures.append(f'{name}: the file has no such probe (export it again)')
+            continue
+        ref, out = reference[name], got[name]
+        if ref.shape != out.shape:
+            report.failures.append(f'{name}: shape {out.shape} in ONNX Runtime, {ref.shape} in '
+                                   'mmdet')
+            continue
+        scale = float(np.abs(ref).max(initial=0))
+        diff = float(np.abs(out - ref).max(initial=0))
+        if not diff <= tol.rtol * scale + tol.atol:
+            report.failures.append(f'{name}: max |onnx - mmdet| = {diff:.3g} > {tol.rtol:g} x '
+                                   f'{scale:.3g} + {tol.atol:g}')
+        worst = max(worst, diff / (scale + tol.atol / tol.rtol))
+    report.lines.append(f'{title}: largest difference {worst:.1e} of scale')
+
+
+def _row_pairs(ref_boxes: np.ndarray, boxes: np.ndarray, tol: float) -> List[Tuple[int, int]]:
+    """Rows of two box lists that hold the same box (within ``tol`` pixels), one to one, the
+    closest first (duplicate boxes pair with each other's duplicates)."""
+    if not len(ref_boxes) or not len(boxes):
+        return []
+    diff = np.abs(ref_boxes[:, None, :] - boxes[None, :, :]).max(-1)
+    rows, columns = np.nonzero(diff <= tol)
+    pairs, used = [], (set(), set())
+    for k in np.argsort(diff[rows, columns], kind='stable'):
+        i, j = int(rows[k]), int(columns[k])
+        if i not in used[0] and j not in used[1]:
+            used[0].add(i)
+            used[1].add(j)
+            pairs.append((i, j))
+    return pairs
+
+
+def level_cuts(levels: Sequence[np.ndarray], nms_pre: int, score_thr: float) -> List[float]:
+    """The score at each level's ``nms_pre`` cut (levels with more candidates than that): the
+    ``nms_pre``-th highest sigmoid score above ``score_thr`` of the level's logits."""
+    cuts = []
+    for logits in levels:
+        scores = 1 / (1 + np.exp(-logits.reshape(-1).astype(np.float64)))
+        scores = scores[scores > score_thr]
+        if len(scores) > nms_pre:
+            cuts.append(float(np.partition(scores, -nms_pre)[-nms_pre]))
+    return cuts
+
+
+#: ``(boxes (N, 4), scores (N,), labels (N,))``
+Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _tie_reasons(sides: Dict[str, Boxes], loose: List[Tuple[str, int]], tol: Tolerance,
+                 iou_thr: float, cut: Optional[float], max_per_img: Optional[int],
+                 score_thr: Optional[float], cuts: Sequence[float],
+                 sources: Optional[np.ndarray]) -> Dict[Tuple[str, int], str]:
+    """Why each of the ``loose`` detections ``(side, index)`` may lack a counterpart, for those
+    a tie decides (see :func:`compare_sets`)."""
+    everything = [(side, k) for side, (boxes, _, _) in sides.items() for k in range(len(boxes))]
+    boxes = np.concatenate([sides[side][0] for side in sides])
+    scores = np.concatenate([sides[side][1] for side in sides])
+    labels = np.concatenate([sides[side][2] for side in sides])
+    ious = iou_matrix(boxes, boxes)
+    index = {item: n for n, item in enumerate(everything)}
+
+    def rivals(item):
+        """The detections of the same class, on either side, that score as much as ``item``."""
+        n = index[item]
+        for m in np.flatnonzero((labels == labels[n]) & (scores >= scores[n] - tol.score)):
+            if m != n:
+                yield everything[m], float(ious[n, m])
+
+    why = {}
+    for item in loose:
+        score = float(scores[index[item]])
+        at_nms = [(other, iou) for other, iou in rivals(item) if abs(iou - iou_thr) <= tol.iou]
+        if score_thr is not None and abs(score - score_thr) <= tol.score:
+            why[item] = f'score at the score threshold {score_thr:g}'
+        elif cut is not None and score <= cut + tol.score:
+            why[item] = f'score at the max_per_img={max_per_img} cut ({cut:.6g})'
+        elif any(abs(score - c) <= tol.score for c in cuts):
+            why[item] = "score at a level's nms_pre cut"
+        elif at_nms:
+            (side, k), iou = at_nms[0]
+            why[item] = f'IoU {iou:.6f} with {side} #{k} at the NMS threshold {iou_thr:g}'
+        elif sources is not None and len(sources) and \
+                iou_matrix(boxes[index[item]][None], sources).max() >= 0.5:
+            why[item] = 'overlaps a proposal found by one runtime only'
+    grew = True
+    while grew:  # what an allowed difference suppressed or let through
+        grew = False
+        for item in loose:
+            causes = [
+                other for other, iou in rivals(item) if other in why and iou > iou_thr - tol.iou
+            ]
+            if item not in why and causes:
+                why[item] = f'kept or suppressed by {causes[0][0]} #{causes[0][1]}, itself a tie'
+                grew = True
+    return why
+
+
+def compare_sets(kind: str,
+                 reference: Boxes,
+                 candidate: Boxes,
+                 tol: Tolerance,
+                 report: Report,
+                 iou_thr: float,
+                 max_per_img: Optional[int] = None,
+                 score_thr: Optional[float] = None,
+                 cuts: Sequence[float] = (),
+                 sources: Optional[np.ndarray] = None) -> List[Tuple[int, int]]:
+    """Compare mmdet's detections (``reference``) with the file's (``candidate``): matched one
+    to one, each pair within ``tol``; every other detection must be decided by a tie (the
+    module's docstring), named in ``report.ties``, or it is a failure. ``cuts``: the per-level
+    ``nms_pre`` cut scores; ``sources``: boxes (N, 4) only one runtime found upstream (flipped
+    proposals), whose detections may differ too. Returns the close pairs ``(reference index,
+    candidate index)``."""
+    sides = dict(mmdet=reference, onnx=candidate)
+    match = match_detections(*[(np.concatenate((boxes, scores[:, None]), 1), labels)
+                               for boxes, scores, labels in (reference, candidate)])
+    close, worst = [], [0.0, 0.0]
+    for pair, box, score in zip(match['pairs'], match['box_diffs'], match['score_diffs']):
+        if box <= tol.box and score <= tol.score:
+            close.append(pair)
+            worst = [max(worst[0], box), max(worst[1], score)]
+    paired = dict(mmdet={i for i, _ in close}, onnx={j for _, j in close})
+    loose = [(side, k) for side, (boxes, _, _) in sides.items() for k in range(len(boxes))
+             if k not in paired[side]]
+    full = [
+        scores.min() for boxes, scores, _ in sides.values()
+        if max_per_img is not None and len(boxes) >= max_per_img
+    ]
+    cut = float(min(full)) if full else None
+    why = _tie_reasons(sides, loose, tol, iou_thr, cut, max_per_img, score_thr, cuts, sources)
+    for side, k in loose:
+        boxes, scores, labels = sides[side]
+        box = ', '.join(f'{v:.2f}' for v in boxes[k])
+        name = f'{kind} {side} #{k} (label {labels[k]}, score {scores[k]:.6g}, box [{box}])'
+        if (side, k) in why:
+            report.ties.append(f'{name}: {why[side, k]}')
+        else:
+            report.failures.append(f'{name} has no counterpart within {tol.box:g} px and score '
+                                   f'{tol.score:g}, and no tie decides it')
+    report.lines.append(f'{kind}: {len(close)} of {len(reference[0])} (mmdet) / '
+                        f'{len(candidate[0])} (onnx) matched, box diff {worst[0]:.1e} px, score '
+                        f'diff {worst[1]:.1e}; {len(why)} tied')
+    return close
+
+
+def _compare_rows(reference: Dict, got: Dict, tol: Tolerance, report: Report, flipped: int) -> None:
+    """The box head's outputs for the RoIs both runtimes share (the same candidates)."""
+    pairs = _row_pairs(reference['rois'], got['rois'], tol.box)
+    rows = [i for i, _ in pairs], [j for _, j in pairs]
+    left = max(len(reference['rois']), len(got['rois'])) - len(pairs)
+    if left > flipped:
+        report.failures.append(f'RoIs: {left} of {len(reference["rois"])} have no counterpart '
+                               f'within {tol.box:g} px, more than the {flipped} proposals found '
+                               'by one runtime only')
+    names = ('roi_cls', 'roi_reg')
+    _compare_tensors(f'box head on the same {len(pairs)} RoIs (logits, deltas)', names,
+                     {name: reference[name][rows[0]]
+                      for name in names}, {name: got[name][rows[1]]
+                                           for name in names}, tol, report)
+
+
+def _compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol: Tolerance,
+                   report: Report, threshold: float) -> None:
+    """Each pair's mask probabilities, then the file's pasted masks (as the deployment pastes
+    them, with the file's threshold) against mmdet's: pixels may differ only where the file's
+    pasted probability lies within ``tol.mask`` of mmdet's ``threshold``."""
+    from .detection_io import paste_mask
+    worst, at_threshold = 0.0, 0
+    h, w = reference['masks'].shape[1:]
+    for i, j in pairs:
+        diff = float(np.abs(reference['mask_probs'][i] - got['masks'][j]).max())
+        worst = max(worst, diff)
+        if diff > tol.mask:
+            report.failures.append(f'mask of mmdet #{i}: probabilities differ by {diff:.3g} > '
+                                   f'{tol.mask:g}')
+        window, probs = paste_mask(got['masks'][j], got['dets'][j], h, w)
+        near = np.zeros((h, w), bool)
+        near[window] = np.abs(probs - threshold) <= tol.mask
+        differ = reference['masks'][i] != got['pasted'][j]
+        if (differ & ~near).any():
+            report.failures.append(f'mask of mmdet #{i}: {int((differ & ~near).sum())} pixels '
+                                   f'differ away from the threshold {threshold:g}')
+        if (differ & near).any():
+            at_threshold += int((differ & near).sum())
+            report.ties.append(f'mask of mmdet #{i}: {int((differ & near).sum())} pixel(s) '
+                               f'within {tol.mask:g} of the threshold {threshold:g}')
+    report.lines.append(f'masks: {len(pairs)} compared as probabilities, largest difference '
+                        f'{worst:.1e}; {at_threshold} pasted pixel(s) at the threshold')
+
+
+def _detections(reference: Dict, got: Dict) -> Tuple[Boxes, Boxes]:
+    dets = got['dets']
+    return ((reference['boxes'], reference['scores'], reference['labels']),
+            (dets[:, :4], dets[:, 4], got['labels']))
+
+
+def _compare_dense(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
+                   report: Report) -> List[Tuple[int, int]]:
+    """RetinaNet and FCOS: the head's outputs, then the detections."""
+    head = model.bbox_head
+    cfg = head.test_cfg
+    names = sorted(k for k in reference if k.split('.')[0] in ('cls', 'reg', 'centerness'))
+    _compare_tensors(f'candidates ({len(names)} tensors before any top-k)', names, reference, got,
+                     tol, report)
+    levels = [reference[f'cls.{i}'] for i in range(head.prior_generator.num_levels)]
+    # FCOS multiplies centerness into the scores after its top-k: no cut to compare with
+    sigmoid = head.use_sigmoid_cls and 'centerness.0' not in reference
+    cuts = level_cuts(levels, cfg.nms_pre, cfg.get('score_thr', 0)) if sigmoid else []
+    return compare_sets('detections', *_detections(reference, got), tol, report,
+                        cfg.nms.iou_threshold, cfg.max_per_img, cfg.get('score_thr'), cuts)
+
+
+def _compare_two_stage(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
+                       report: Report) -> List[Tuple[int, int]]:
+    """Faster, Mask and Cascade R-CNN: the RPN's outputs, its proposals, the box head on the
+    RoIs both share, the detections and (Mask R-CNN) the masks."""
+    rpn, rcnn = model.test_cfg.rpn, model.test_cfg.rcnn
+    levels = model.rpn_head.prior_generator.num_levels
+    names = [f'rpn_{n}.{i}' for n in ('cls', 'reg') for i in range(levels)]
+    _compare_tensors(f'candidates ({len(names)} tensors before any top-k)', names, reference, got,
+                     tol, report)
+    cuts = level_cuts([reference[f'rpn_cls.{i}'] for i in range(levels)], rpn.nms_pre,
+                      -1.0) if model.rpn_head.use_sigmoid_cls else []
+    proposals = reference['proposals'], got['proposals']
+    sets = [(p[:, :4], p[:, 4], np.zeros(len(p), np.int64)) for p in proposals]
+    close = compare_sets('proposals', *sets, tol, report, rpn.nms.iou_threshold, rpn.max_per_img,
+                         None, cuts)
+    flipped = [np.delete(p[:, :4], [pair[n] for pair in close], 0) for n, p in enumerate(proposals)]
+    _compare_rows(reference, got, tol, report, max(len(f) for f in flipped))
+    sources = np.concatenate(flipped) / np.tile(reference['scale'], 2)
+    pairs = compare_sets('detections', *_detections(reference, got), tol, report,
+                         rcnn.nms.iou_threshold, rcnn.max_per_img, rcnn.score_thr, (), sources)
+    if 'masks' in got:
+        _compare_masks(reference, got, pairs, tol, report, float(rcnn.mask_thr_binary))
+    return pairs
+
+
+def compare_with_mmdet(model: nn.Module,
+                       session,
+                       image_bgr: np.ndarray,
+                       tol: Optional[Tolerance] = None) -> Report:
+    """The check of the module's docstring for one image: mmdet's ``model`` against the file
+    in ``session`` (:func:`probed_session`)."""
+    report = Report()
+    compare = _compare_dense if graph_family(model) == 'dense' else _compare_two_stage
+    pairs = compare(model, mmdet_reference(model, image_bgr), onnx_outputs(session, image_bgr), tol
+                    or Tolerance(), report)
+    report.matched = len(pairs)
+    return report
+
+
+__all__ = [
+    'PROBE_PREFIX', 'Report', 'Tolerance', 'compare_sets', 'compare_with_mmdet', 'level_cuts',
+    'mmdet_reference', 'onnx_outputs', 'probed_session', 'recording'
+]
