@@ -5,6 +5,7 @@ import torch
 import mmdas  # noqa: F401  (registers everything)
 from mmdas.models import DASGate
 from mmdas.models.plugins import das_hidden_channels
+from utils import assert_every_parameter_learns
 
 
 def paper_gate(gate: DASGate, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +90,7 @@ def test_gradients_reach_every_parameter():
     for _ in range(2):
         opt.zero_grad()
         gate(x).square().mean().backward()
-        for name, param in gate.named_parameters():
-            assert param.grad is not None and param.grad.abs().sum() > 0, name
+        assert_every_parameter_learns(gate.named_parameters())
         opt.step()
     assert x.grad.abs().sum() > 0
 

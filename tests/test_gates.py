@@ -12,7 +12,7 @@ from mmengine.config import Config
 import mmdas  # noqa: F401
 from mmdas.models import DASResNet
 from mmdas.models.plugins import eca_kernel_size
-from utils import ROOT
+from utils import ROOT, assert_every_parameter_learns
 
 GATES = {
     'SEGate': dict(type='SEGate'),
@@ -57,8 +57,7 @@ def test_shape_preserving_and_every_parameter_learns(name, shape):
         (y - x.flip(0)).square().mean().backward()
         opt.step()
     if shape[2] * shape[3] > 1:
-        for pname, param in gate.named_parameters():
-            assert param.grad is not None and param.grad.abs().sum() > 0, pname
+        assert_every_parameter_learns(gate.named_parameters())
 
 
 @pytest.mark.parametrize('name', sorted(GATES))

@@ -154,3 +154,27 @@ def plugin_resnet(position: str = 'after_conv3', stages=(True, True, True, True)
         plugins=[
             dict(cfg=dict(type='DASGate', deform_impl='torch'), stages=stages, position=position)
         ])
+
+
+#: Parameters whose gradient is zero in exact arithmetic, so that only rounding leaves a residue
+#: (whose size and sign depend on the CPU's kernels): a per-channel constant that the next step
+#: removes. DASGate's depthwise and pointwise biases (the instance norm after them),
+#: ContextBlock's ``conv_mask.bias`` (the softmax over positions) and DANetGate's ``key.bias``
+#: (``q . b`` is the same for every key under the softmax over keys).
+ZERO_GRADIENT = ('depthwise.bias', 'pointwise.bias', 'conv_mask.bias', 'key.bias')
+
+
+def assert_every_parameter_learns(named_parameters, rounding: float = 1e-4) -> None:
+    """Every parameter has a finite gradient; a non-zero one, except those of
+    :data:`ZERO_GRADIENT`, whose gradient must be rounding-sized: at most ``rounding`` of the
+    largest (float32's residues are far below 1e-4; for bfloat16, which keeps 8 bits, pass
+    ``2 ** -6``, four times its unit roundoff)."""
+    grads = dict(named_parameters)
+    for name, param in grads.items():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+    largest = max(float(p.grad.abs().max()) for p in grads.values())
+    for name, param in grads.items():
+        if name.endswith(ZERO_GRADIENT):
+            assert float(param.grad.abs().max()) <= rounding * largest, name
+        else:
+            assert param.grad.abs().sum() > 0, name
