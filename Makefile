@@ -1,6 +1,8 @@
 # mmdas: one command installs, one more tests.
 #   make install      create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
-#   make test         install if needed, lint, then run the test suite (what CI runs: .ci/run)
+#   make test         install if needed, lint, run the test suite, then the numeric tests again
+#                     with another CPU's rounding (OTHER_CPU below; what CI runs: .ci/run)
+#   make test-other-cpu  the whole suite with another CPU's rounding, once
 #   make lint         flake8, isort and yapf in check mode (configured in setup.cfg)
 #   make format       rewrite the code with isort and yapf
 #   make demo         install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
@@ -29,8 +31,14 @@ CONSTRAINTS := -c requirements/constraints.txt
 LINTED := mmdas tools tests configs setup.py
 
 SEEDS ?= 0 1 2 3 4
+# Another CPU's rounding on this one: PyTorch's scalar kernels instead of AVX2/AVX-512, oneDNN
+# at most AVX2. The numeric tests (the deformable conv against mmcv and torchvision, the gate,
+# ONNX Runtime against PyTorch and mmdet) run again under it in `make test`.
+OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
+NUMERIC_TESTS := tests/test_deform_conv.py tests/test_deform_conv_edges.py tests/test_das_gate.py \
+	tests/test_onnx.py tests/test_onnx_detector.py
 
-.PHONY: install test lint format demo demo-cls demo-seeds tune-cls controls controls-det compare \
+.PHONY: install test test-other-cpu lint format demo demo-cls demo-seeds tune-cls controls controls-det compare \
 	bench clean-venv
 
 install: $(STAMP)
@@ -59,6 +67,10 @@ format: install
 
 test: lint
 	$(PY) -m pytest tests
+	$(OTHER_CPU) $(PY) -m pytest $(NUMERIC_TESTS)
+
+test-other-cpu: install
+	$(OTHER_CPU) $(PY) -m pytest tests
 
 demo: install
 	$(PY) tools/demo.py

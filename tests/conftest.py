@@ -1,10 +1,20 @@
 """Fixtures shared by the test files: registry scopes and the synthetic data sets, each made
 once per session (tests read them and never change them; a test that must change data copies
 it)."""
+import os
+
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 
 from mmdas.datasets import make_shapes_coco, make_shapes_folder, make_shapes_seg
+
+
+def pytest_report_header(config):
+    """Which CPU kernels compute the numbers (``make test`` runs the numeric tests twice)."""
+    limit = os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')
+    return (f'PyTorch CPU kernels: {torch.backends.cpu.get_cpu_capability()}; '
+            f'ONEDNN_MAX_CPU_ISA: {limit}')
 
 
 @pytest.fixture

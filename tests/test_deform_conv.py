@@ -1,5 +1,6 @@
 """The pure-PyTorch modulated deformable conv against mmcv's compiled kernel and torchvision."""
 import math
+import os
 import random
 
 import pytest
@@ -269,3 +270,13 @@ def test_nan_offsets_stay_in_their_own_output_position():
     bad[3, 4] = bad[5, 2] = True
     assert out[0, :, bad].isnan().all()
     assert out[0, :, ~bad].isfinite().all()
+
+
+@pytest.mark.skipif(
+    'ATEN_CPU_CAPABILITY' not in os.environ,
+    reason='runs under make test\'s '
+    'second pass (ATEN_CPU_CAPABILITY=default)')
+def test_the_cpu_kernels_are_the_ones_the_environment_asks_for():
+    """The second pass of ``make test`` computes with the kernels it names, not this CPU's."""
+    asked = os.environ['ATEN_CPU_CAPABILITY'].upper()
+    assert torch.backends.cpu.get_cpu_capability() == asked
