@@ -124,6 +124,9 @@ def report(runs: Dict[int, dict], finetune: int) -> None:
             mean_sd([r['metrics'][name][f'coco/{metric}'] for r in runs.values()]) for name in names
         ]
         print(f'{metric:<14}' + ''.join(f'{c:>16}' for c in cells))
+    if len(runs) == 1:
+        print('(one seed on this CPU: another CPU rounds differently and gives other figures; '
+              'docs/results.md gives the spread over seeds)')
     if len(runs) > 1:
         ap = {
             name: {
