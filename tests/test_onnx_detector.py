@@ -16,8 +16,8 @@ import mmdas  # noqa: F401
 from mmdas.apis import init_model
 from mmdas.deployment import nonstandard_operators, operator_types
 from mmdas.deployment.detector import export_detector, mmdet_detections, onnx_detections
-from mmdas.deployment.parity import (Report, Tolerance, compare_sets, compare_with_mmdet,
-                                     probed_session)
+from mmdas.deployment.parity import (Report, Tolerance, compare_masks, compare_sets,
+                                     compare_with_mmdet, probed_session)
 from utils import ROOT, family_twin, load_tool, run_tool
 
 DEMO = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
@@ -330,6 +330,31 @@ def test_a_score_at_the_threshold_is_a_tie_and_one_above_it_is_not():
     assert report.ok and 'score threshold 0.05' in report.ties[0]
     report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], [60, 60, 90, 90, 0.06, 1]))
     assert not report.ok
+
+
+def test_mask_pixels_may_differ_only_at_the_binarisation_threshold():
+    """A mask whose probabilities sit at 0.5 + 1e-7 in the file and 0.5 - 1e-7 in mmdet: every
+    pixel flips at the threshold, allowed and named. At 0.6 against 0.4 the same pixels are a
+    failure, and so are the probabilities."""
+    from mmdas.deployment.detection_io import paste_masks
+    dets = np.array([[0, 0, 28, 28, 0.9]], np.float32)
+    for file_prob, mmdet_prob, ok in ((0.5 + 1e-7, 0.5 - 1e-7, True), (0.6, 0.4, False)):
+        probs = np.full((1, 28, 28), file_prob, np.float32)
+        got = dict(masks=probs, dets=dets, pasted=paste_masks(probs, dets, 28, 28, 0.5))
+        reference = dict(
+            masks=np.zeros((1, 28, 28), bool), mask_probs=np.full((1, 28, 28), mmdet_prob))
+        report = Report()
+        compare_masks(reference, got, [(0, 0)], Tolerance(), report, 0.5)
+        flipped = int(got['pasted'].sum())
+        assert flipped > 700 and report.ok == ok, report
+        if ok:
+            assert report.ties == [
+                f'mask of mmdet #0: {flipped} pixel(s) within 0.001 of the threshold 0.5'
+            ]
+        else:
+            assert len(report.failures) == 2
+            assert report.failures[1] == (f'mask of mmdet #0: {flipped} pixels differ away from '
+                                          'the threshold 0.5')
 
 
 def test_export_without_the_data_set_checks_on_generated_images(tmp_path):

@@ -350,8 +350,8 @@ def _compare_rows(reference: Dict, got: Dict, tol: Tolerance, report: Report, fl
                                            for name in names}, tol, report)
 
 
-def _compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol: Tolerance,
-                   report: Report, threshold: float) -> None:
+def compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol: Tolerance,
+                  report: Report, threshold: float) -> None:
     """Each pair's mask probabilities, then the file's pasted masks (as the deployment pastes
     them, with the file's threshold) against mmdet's: pixels may differ only where the file's
     pasted probability lies within ``tol.mask`` of mmdet's ``threshold``."""
@@ -422,7 +422,7 @@ def _compare_two_stage(model: nn.Module, reference: Dict, got: Dict, tol: Tolera
     pairs = compare_sets('detections', *_detections(reference, got), tol, report,
                          rcnn.nms.iou_threshold, rcnn.max_per_img, rcnn.score_thr, (), sources)
     if 'masks' in got:
-        _compare_masks(reference, got, pairs, tol, report, float(rcnn.mask_thr_binary))
+        compare_masks(reference, got, pairs, tol, report, float(rcnn.mask_thr_binary))
     return pairs
 
 
@@ -441,6 +441,6 @@ def compare_with_mmdet(model: nn.Module,
 
 
 __all__ = [
-    'PROBE_PREFIX', 'Report', 'Tolerance', 'compare_sets', 'compare_with_mmdet', 'level_cuts',
-    'mmdet_reference', 'onnx_outputs', 'probed_session', 'recording'
+    'PROBE_PREFIX', 'Report', 'Tolerance', 'compare_masks', 'compare_sets', 'compare_with_mmdet',
+    'level_cuts', 'mmdet_reference', 'onnx_outputs', 'probed_session', 'recording'
 ]
