@@ -1,10 +1,11 @@
 """Our configs through the frameworks' own tools and ours, as a user runs them."""
 import os.path as osp
+import re
 
 import pytest
 import torch
 
-from utils import run_tool
+from utils import load_tool, run_tool
 
 DET = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
 CLS = 'configs/mmpretrain/demo/das-resnet18-w16_shapes-cls.py'
@@ -71,3 +72,18 @@ def test_classification_train_and_test_tools_print_top1(tools, tmp_path, cls_sha
                str(tmp_path / 'w' / 'epoch_1.pth'), '--work-dir',
                str(tmp_path / 't')] + opts)
     assert 'accuracy/top1' in log
+
+
+@pytest.mark.parametrize('package, config', [('mmdet', DET), ('mmpretrain', CLS)])
+@pytest.mark.parametrize('name', ['train', 'test'])
+def test_our_tools_take_every_flag_of_the_frameworks_own(package, config, name, capsys):
+    """Every option that the installed framework's own tool declares (read from its file in
+    ``.mim/tools``) is an option of ours, run in-process on a config of that framework."""
+    source = open(framework_tool(package, f'{name}.py')).read()
+    flags = set(re.findall(r"add_argument\(\s*'(--[\w-]+)'", source))
+    assert {'--work-dir', '--cfg-options', '--launcher'} <= flags
+    with pytest.raises(SystemExit) as done:
+        load_tool(name).main([config] + (['x.pth'] if name == 'test' else []) + ['--help'])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    assert sorted(flag for flag in flags if flag not in usage) == []

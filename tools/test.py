@@ -1,50 +1,36 @@
-"""Evaluate a checkpoint (COCO bbox AP for detectors, top-1/top-5 for classifiers).
+"""Test (evaluate) a checkpoint of an mmdet, mmpretrain or mmseg config: the framework's own
+``tools/test.py``, every flag with its meaning.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
-                         [--cfg-options k=v ...] [--launcher ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE] [--show]
+                         [--show-dir DIR] [--wait-time S] [--tta] [--cfg-options k=v ...]
+                         [--launcher {none,pytorch,slurm,mpi}] [--local-rank N]
+                         (mmdet's flags; mmpretrain's and mmseg's tools have their own)
 
-Prints the metrics of the config's evaluator: mmdet's ``CocoMetric`` prints pycocotools' AP
-table. mmdet's and mmpretrain's own ``tools/test.py`` work with these configs too.
+Runs the installed framework's ``tools/test.py`` (from its ``.mim/tools``: mmdet's, or
+mmpretrain's or mmseg's for a config of that ``default_scope``) after ``import mmdas``, which
+registers the DAS modules; CONFIG comes first. It prints the metrics of the config's evaluator
+(mmdet's ``CocoMetric`` prints pycocotools' AP table). It adds distributed runs on a CPU: under
+``torchrun ... --launcher pytorch`` or slurm without CUDA the process group is gloo (mmengine
+0.10.7's own launcher needs CUDA; ``mmdas.engine.distributed_on_cpu``).
 """
-import argparse
-import os.path as osp
+import runpy
+import sys
+from typing import List, Optional
 
-from mmengine.config import Config
-
-import mmdas  # noqa: F401
-from mmdas.engine import build_runner, init_distributed
-from mmdas.engine.launch import add_launcher_args, apply_launcher_args
+import mmdas  # noqa: F401  (registers the DAS modules)
+from mmdas.engine import distributed_on_cpu, framework_tool
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save the evaluation logs')
-    parser.add_argument(
-        '--show-dir', help='save images with drawn detections here '
-        '(detection configs)')
-    add_launcher_args(parser)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
-    apply_launcher_args(cfg, args)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs',
-        osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    if args.show_dir:
-        vis = cfg.default_hooks.get('visualization')
-        if vis is None:
-            raise ValueError('--show-dir needs default_hooks.visualization (detection configs)')
-        vis.update(draw=True, test_out_dir=osp.abspath(args.show_dir))
-    init_distributed(cfg, args.launcher)
-    build_runner(cfg).test()
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = argv[0] if argv and not argv[0].startswith('-') else None
+    tool = framework_tool(config, 'test.py')
+    saved, sys.argv = sys.argv, [tool] + argv
+    try:
+        with distributed_on_cpu():
+            runpy.run_path(tool, run_name='__main__')
+    finally:
+        sys.argv = saved
 
 
 if __name__ == '__main__':

@@ -1,48 +1,34 @@
-"""Train an mmdet or mmpretrain config (with DAS backbones) - mmdet's train.py, thin.
+"""Train an mmdet, mmpretrain or mmseg config (with DAS backbones): the framework's own
+``tools/train.py``, every flag with its meaning.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+    python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr] [--resume [CKPT]]
                           [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+                          [--local-rank N]  (the flags of the framework's tool, whatever they are)
 
-mmdet's and mmpretrain's own ``tools/train.py`` work with these configs too
-(they import ``mmdas`` through ``custom_imports``). This one adds CPU-only distributed runs
-(gloo) for ``torchrun ... --launcher pytorch`` on machines without CUDA.
+Runs the installed framework's ``tools/train.py`` (from its ``.mim/tools``: mmdet's, or
+mmpretrain's or mmseg's for a config of that ``default_scope``) after ``import mmdas``, which
+registers the DAS modules; CONFIG comes first. It adds distributed runs on a CPU: under
+``torchrun ... --launcher pytorch`` or slurm without CUDA the process group is gloo (mmengine
+0.10.7's own launcher needs CUDA; ``mmdas.engine.distributed_on_cpu``).
 """
-import argparse
-import os.path as osp
-
-from mmengine.config import Config
+import runpy
+import sys
+from typing import List, Optional
 
 import mmdas  # noqa: F401  (registers the DAS modules)
-from mmdas.engine import add_train_args, apply_train_args, build_runner, init_distributed
+from mmdas.engine import distributed_on_cpu, framework_tool
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector or classifier')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from CKPT, or from the latest checkpoint in the work dir')
-    add_train_args(parser)
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    apply_train_args(cfg, args)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        './work_dirs',
-        osp.splitext(osp.basename(args.config))[0])
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    init_distributed(cfg, args.launcher)
-    build_runner(cfg).train()
+def main(argv: Optional[List[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = argv[0] if argv and not argv[0].startswith('-') else None
+    tool = framework_tool(config, 'train.py')
+    saved, sys.argv = sys.argv, [tool] + argv
+    try:
+        with distributed_on_cpu():
+            runpy.run_path(tool, run_name='__main__')
+    finally:
+        sys.argv = saved
 
 
 if __name__ == '__main__':

@@ -1,12 +1,17 @@
-"""How a training command line becomes a run: mmdet's ``tools/train.py`` arguments applied to
-a config (:func:`add_train_args`, :func:`apply_train_args`) and the process group started
-before anything is decided (:func:`init_distributed`). ``tools/train.py``, ``tools/test.py``
-and ``tools/train_two_stage.py`` share them, so each flag means the same in every tool.
+"""How a command line becomes a run: the framework's own ``tools/train.py`` and
+``tools/test.py`` found for a config (:func:`framework_tool`) and run with the process group
+started first, gloo on a CPU (:func:`distributed_on_cpu`, :func:`init_distributed`); mmdet's
+``tools/train.py`` arguments for ``tools/train_two_stage.py`` (:func:`add_train_args`,
+:func:`apply_train_args`), so that each flag means the same in every tool.
 """
 import argparse
+import contextlib
+import importlib
 import os
+import os.path as osp
 import subprocess
 from datetime import timedelta
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -14,6 +19,42 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import init_dist
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+#: The frameworks whose own tools run a config, by its ``default_scope``.
+FRAMEWORKS = ('mmdet', 'mmpretrain', 'mmseg')
+
+
+def framework_tool(config: Optional[str], name: str) -> str:
+    """The path of the installed framework's own ``tools/<name>`` (in its ``.mim/tools``) for
+    ``config``: mmdet's, mmpretrain's or mmseg's, by the config's ``default_scope`` (mmdet's
+    without a config)."""
+    scope = Config.fromfile(config).get('default_scope', 'mmdet') if config else 'mmdet'
+    if scope not in FRAMEWORKS:
+        raise ValueError(f'{config}: default_scope {scope!r}; the tools run configs of '
+                         f'{", ".join(FRAMEWORKS)}')
+    path = osp.join(osp.dirname(importlib.import_module(scope).__file__), '.mim', 'tools', name)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{scope} {importlib.import_module(scope).__version__} has no '
+                                f'tools/{name} in its installed package ({path})')
+    return path
+
+
+@contextlib.contextmanager
+def distributed_on_cpu() -> Iterator[None]:
+    """Inside the block, every mmengine ``Runner`` built from a config first starts the process
+    group its ``launcher`` asks for (:func:`init_distributed`: gloo where there is no CUDA), so
+    that the frameworks' own tools train and test under torchrun or slurm on a CPU."""
+    from mmengine.runner import Runner
+    original = Runner.__dict__['from_cfg']
+
+    def from_cfg(cls, cfg):
+        init_distributed(cfg, cfg.get('launcher', 'none'))
+        return original.__func__(cls, cfg)
+
+    Runner.from_cfg = classmethod(from_cfg)
+    try:
+        yield
+    finally:
+        Runner.from_cfg = original
 
 
 def add_launcher_args(parser: argparse.ArgumentParser) -> None:
