@@ -32,7 +32,7 @@ detector's own ``test_cfg``. The families written (:data:`EXPORTED_DETECTORS`):
 
 What differs from mmdet, by construction: nothing in the arithmetic; ties in a top-k or an NMS
 may be broken in another order, and ONNX Runtime's kernels round differently from PyTorch's
-(:func:`mmdas.deployment.matching.match_detections` measures both against mmdet's own
+(:func:`mmdas.deployment.parity.compare_with_mmdet` checks the file against mmdet's own
 ``test_step``).
 """
 import warnings
@@ -45,7 +45,7 @@ from torch import Tensor
 
 from mmdas.apis import model_cfg
 from .graph_ops import (WH_RATIO_CLIP, batched_nms, decode_deltas, decode_distances,
-                        filter_scores_and_topk, probe, roi_features, topk_count)
+                        filter_scores_and_topk, name_probes, probe, roi_features, topk_count)
 
 #: Names of the graph's inputs and outputs (outputs as mmdeploy names them).
 INPUT_NAMES = ['image', 'image_info']
@@ -124,11 +124,6 @@ class TwoStageDetectorGraph(nn.Module):
         if self.with_mask:
             self.mask_extractor = roi_head.mask_roi_extractor if not roi_head.share_roi_extractor \
                 else roi_head.bbox_roi_extractor
-        levels = range(detector.rpn_head.prior_generator.num_levels)
-        #: the tensors :func:`probe` marks, in order: the RPN's outputs per level, its
-        #: proposals (x1, y1, x2, y2, score), the last box head's RoIs, class logits and deltas
-        self.probe_names = [f'rpn_cls.{i}' for i in levels] + [f'rpn_reg.{i}' for i in levels] + \
-            ['proposals', 'rois', 'roi_cls', 'roi_reg']
 
     def forward(self, image: Tensor, image_info: Tensor) -> Tuple[Tensor, ...]:
         feats = self.detector.extract_feat(image)
@@ -144,7 +139,8 @@ class TwoStageDetectorGraph(nn.Module):
         """The RPN's proposals ``(P, 4)`` in resized-image pixels (mmdet's ``RPNHead``)."""
         head, cfg = self.detector.rpn_head, self.rpn_cfg
         cls_scores, bbox_preds = head(feats)
-        cls_scores, bbox_preds = [probe(s) for s in cls_scores], [probe(b) for b in bbox_preds]
+        cls_scores = [probe(s, f'rpn_cls.{i}') for i, s in enumerate(cls_scores)]
+        bbox_preds = [probe(b, f'rpn_reg.{i}') for i, b in enumerate(bbox_preds)]
         priors = head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores],
                                                   dtype=cls_scores[0].dtype,
                                                   device=cls_scores[0].device)
@@ -172,7 +168,7 @@ class TwoStageDetectorGraph(nn.Module):
             scores, boxes, levels = scores[valid], boxes[valid], levels[valid]
         keep = batched_nms(boxes, scores, levels, cfg.nms.iou_threshold)[:cfg.max_per_img]
         # the scores ride along so that a check can read them (the RoI head takes the boxes)
-        return probe(torch.cat((boxes[keep], scores[keep, None]), 1))[:, :4]
+        return probe(torch.cat((boxes[keep], scores[keep, None]), 1), 'proposals')[:, :4]
 
     def box_outputs(self, feats: Sequence[Tensor], rois: Tensor,
                     img_hw: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -188,8 +184,8 @@ class TwoStageDetectorGraph(nn.Module):
                 coder = head.bbox_coder
                 rois = decode_deltas(rois, self._deltas_of(head, bbox_pred, label), coder.means,
                                      coder.stds, WH_RATIO_CLIP, img_hw)
-        rois = probe(rois)
-        return probe(sum(logits) / float(len(logits))), probe(bbox_pred), rois
+        logits = probe(sum(logits) / float(len(logits)), 'roi_cls')
+        return logits, probe(bbox_pred, 'roi_reg'), probe(rois, 'rois')
 
     @staticmethod
     def _deltas_of(head: nn.Module, bbox_pred: Tensor, label: Tensor) -> Tensor:
@@ -252,17 +248,12 @@ class DenseDetectorGraph(nn.Module):
             raise ValueError(f"test_cfg.nms_pre={self.cfg.get('nms_pre')}: the export needs a "
                              'positive per-level top-k')
         self.with_score_factors = family == 'FCOS'
-        levels = range(self.head.prior_generator.num_levels)
-        #: the tensors :func:`probe` marks, in order: the head's outputs per level
-        self.probe_names = [
-            f'{name}.{i}'
-            for name in ('cls', 'reg', 'centerness')[:3 if self.with_score_factors else 2]
-            for i in levels
-        ]
 
     def forward(self, image: Tensor, image_info: Tensor) -> Tuple[Tensor, Tensor]:
         head, cfg = self.head, self.cfg
-        outs = [[probe(level) for level in out] for out in head(self.detector.extract_feat(image))]
+        outs = [[probe(level, f'{name}.{i}') for i, level in enumerate(out)]
+                for name, out in zip(('cls', 'reg',
+                                      'centerness'), head(self.detector.extract_feat(image)))]
         cls_scores, bbox_preds = outs[0], outs[1]
         factors = outs[2] if self.with_score_factors else [None] * len(cls_scores)
         priors = head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores],
@@ -287,6 +278,9 @@ class DenseDetectorGraph(nn.Module):
             all_labels.append(labels)
         boxes = torch.cat(all_boxes) / image_info[2:].repeat(2)
         scores, labels = torch.cat(all_scores), torch.cat(all_labels)
+        # the candidates with their class scores (before FCOS's centerness), for a check to read
+        candidates = torch.cat((boxes, scores[:, None], labels[:, None].to(boxes)), 1)
+        boxes = probe(candidates, 'candidates')[:, :4]
         if self.with_score_factors:
             scores = scores * torch.cat(all_factors)
         min_size = cfg.get('min_bbox_size', -1)
@@ -356,36 +350,10 @@ def export_detector(model: nn.Module,
             output_names=names,
             dynamic_axes=axes)
     proto = onnx.load(path)
-    name_probes(proto, graph.probe_names)
+    name_probes(proto)
     onnx.helper.set_model_props(proto, meta)
     onnx.save(proto, path)
     return path
-
-
-def name_probes(proto, names: Sequence[str]) -> None:
-    """Name the tensors the graph marked with :func:`~.graph_ops.probe` ``probe:<name>``, so
-    that a check can read them by name: its ``Identity`` nodes of computed tensors, in order
-    (the exporter writes its own ``Identity`` nodes of constants it shares)."""
-    from .parity import PROBE_PREFIX
-    constants = {tensor.name for tensor in proto.graph.initializer}
-    for node in proto.graph.node:  # in topological order
-        if node.op_type == 'Constant' or (node.op_type == 'Identity'
-                                          and node.input[0] in constants):
-            constants.update(node.output)
-    probes = [
-        node for node in proto.graph.node
-        if node.op_type == 'Identity' and node.input[0] not in constants
-    ]
-    if len(probes) != len(names):
-        raise RuntimeError(f'the exported graph has {len(probes)} Identity nodes where '
-                           f'{len(names)} tensors were marked ({names}): cannot name them')
-    renamed = {}
-    for node, name in zip(probes, names):
-        renamed[node.output[0]] = node.output[0] = PROBE_PREFIX + name
-    for node in proto.graph.node:
-        node.input[:] = [renamed.get(value, value) for value in node.input]
-    for output in proto.graph.output:
-        output.name = renamed.get(output.name, output.name)
 
 
 def mmdet_detections(model: nn.Module, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
@@ -409,6 +377,5 @@ def onnx_detections(session, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
 __all__: List[str] = [
     'DENSE_DETECTORS', 'EXPORTED_DETECTORS', 'INPUT_NAMES', 'MASK_OUTPUT_NAMES', 'OUTPUT_NAMES',
     'TWO_STAGE_DETECTORS', 'DenseDetectorGraph', 'TwoStageDetectorGraph', 'detector_graph',
-    'export_detector', 'mmdet_detections', 'name_probes', 'onnx_detections',
-    'preprocessing_metadata'
+    'export_detector', 'mmdet_detections', 'onnx_detections', 'preprocessing_metadata'
 ]

@@ -4,7 +4,7 @@ mmdet's class-wise NMS, score filtering before a top-k, and the RoI extractor's 
 assignment. The whole-detector graphs (:mod:`mmdas.deployment.detector`) are built from these.
 """
 import math
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -14,25 +14,48 @@ from torch import Tensor
 #: ``DeltaXYWHBBoxCoder.decode``'s default, which mmdet's heads do not override.
 WH_RATIO_CLIP = 16 / 1000
 
+#: The prefix of a probed tensor's name in an exported file.
+PROBE_PREFIX = 'probe:'
+
 
 class _Probe(torch.autograd.Function):
-    """The identity, written as an ONNX ``Identity`` node: it marks a tensor of the exported
-    graph so that the export can name it (:func:`probe`)."""
+    """The identity, written as a node ``mmdas::Probe`` with the tensor's name: it marks a tensor
+    of the exported graph (:func:`probe`)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, name: str) -> Tensor:
         return x.clone()
 
     @staticmethod
-    def symbolic(g, x):
-        return g.op('Identity', x)
+    def symbolic(g, x, name: str):
+        return g.op('mmdas::Probe', x, name_s=name)
 
 
-def probe(x: Tensor) -> Tensor:
-    """``x``, marked in an exported graph by an ``Identity`` node (nothing while not exporting).
-    :func:`mmdas.deployment.detector.export_detector` names the marked tensors, in the order
-    they were marked, so that a check can read them (:mod:`mmdas.deployment.parity`)."""
-    return _Probe.apply(x) if torch.onnx.is_in_onnx_export() else x
+def probe(x: Tensor, name: str) -> Tensor:
+    """``x``, marked ``name`` in an exported graph (nothing while not exporting);
+    :func:`name_probes` turns each mark into an ``Identity`` node whose output is named
+    ``probe:<name>``, so that a check can read it (:mod:`mmdas.deployment.parity`)."""
+    return _Probe.apply(x, name) if torch.onnx.is_in_onnx_export() else x
+
+
+def name_probes(proto) -> List[str]:
+    """Rewrite each ``mmdas::Probe`` node of an exported ONNX model (in place) as a standard
+    ``Identity`` whose output is ``probe:<name>``; returns the names."""
+    renamed = {}
+    for node in proto.graph.node:
+        if node.domain == 'mmdas' and node.op_type == 'Probe':
+            name = PROBE_PREFIX + next(a.s.decode() for a in node.attribute if a.name == 'name')
+            renamed[node.output[0]] = name
+            node.op_type, node.domain, node.output[0] = 'Identity', '', name
+            del node.attribute[:]
+    for node in proto.graph.node:
+        node.input[:] = [renamed.get(value, value) for value in node.input]
+    for value in list(proto.graph.output) + list(proto.graph.value_info):
+        value.name = renamed.get(value.name, value.name)
+    imports = [o for o in proto.opset_import if o.domain != 'mmdas']
+    del proto.opset_import[:]
+    proto.opset_import.extend(imports)
+    return [name[len(PROBE_PREFIX):] for name in renamed.values()]
 
 
 def topk_count(values: Tensor, k: int) -> Tensor:
@@ -122,5 +145,5 @@ def roi_features(extractor: nn.Module, feats: Sequence[Tensor], boxes: Tensor) -
 
 __all__ = [
     'WH_RATIO_CLIP', 'batched_nms', 'clip_boxes', 'decode_deltas', 'decode_distances',
-    'filter_scores_and_topk', 'probe', 'roi_features', 'topk_count'
+    'PROBE_PREFIX', 'filter_scores_and_topk', 'name_probes', 'probe', 'roi_features', 'topk_count'
 ]

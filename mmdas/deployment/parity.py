@@ -7,19 +7,21 @@ amplifies that rounding only where a tie decides it. So the check is, per image:
 
 1. **Candidates, with tolerances.** The tensors the export marks (``probe`` in
    :mod:`mmdas.deployment.graph_ops`): the RPN's or dense head's outputs at every level, before
-   any top-k; for a two-stage detector the last box head's class logits and deltas, row by row
-   for the RoIs both runtimes share (the same candidates). Each within ``rtol`` of the tensor's
-   largest magnitude plus ``atol``.
+   any top-k; for a two-stage detector the RoIs, class logits (averaged over Cascade's stages)
+   and deltas of the last box head, row by row for the proposals both runtimes share (the
+   same candidates). Each within ``rtol`` of the tensor's largest magnitude plus ``atol``.
 2. **Proposals and detections, exactly except for ties.** Matched one to one (same class, IoU
    >= 0.5, closest pairs first); every pair within ``box`` pixels and ``score``. A detection
    without a close counterpart passes only where a tie decides it, and the report names each:
-   its score within ``score`` of the score threshold, of the ``max_per_img`` cut, or of a
-   per-level ``nms_pre`` cut; an overlap within ``iou`` of the NMS threshold with a detection
-   scoring as much; a detection suppressed or kept by another such detection; or (the second
-   stage) a detection that overlaps a proposal found by one runtime only.
+   its class score within ``score`` of the score threshold or of a per-level ``nms_pre`` cut
+   (before FCOS's centerness); its score within ``score`` of the other runtime's lowest where
+   that one is full (the ``max_per_img`` cut); an overlap within ``iou`` of the NMS threshold
+   with a detection scoring as much; a detection the other runtime kept or suppressed through
+   such a tie; or (the second stage) a detection overlapping a proposal that only its own
+   runtime found.
 3. **Masks as probabilities.** Each matched pair's ``M x M`` probabilities within ``mask``;
-   pasted pixels may differ only where the file's pasted probability lies within ``mask`` of
-   ``mask_thr_binary``.
+   pasted pixels may differ only where ``mask_thr_binary`` lies between mmdet's and the file's
+   pasted probabilities (each pasted with its own box), widened by ``mask``.
 
 The reference's candidates are read from mmdet's own path (``inference_detector``) by recording
 the arguments and results of its heads' ``predict_by_feat``.
@@ -32,10 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .matching import iou_matrix, match_detections
-
-#: The prefix of a probed tensor's name in an exported file.
-PROBE_PREFIX = 'probe:'
+from .graph_ops import PROBE_PREFIX
+from .matching import Boxes, iou_matrix, match_detections
 
 
 @dataclass
@@ -90,13 +90,9 @@ def _numpy(t) -> np.ndarray:
 
 def graph_family(model: nn.Module) -> str:
     """``'two_stage'`` or ``'dense'``."""
-    from .detector import DENSE_DETECTORS, TWO_STAGE_DETECTORS, _refuse
-    family = type(model).__name__
-    if family in TWO_STAGE_DETECTORS:
-        return 'two_stage'
-    if family in DENSE_DETECTORS:
-        return 'dense'
-    raise _refuse(family)
+    from .detector import TWO_STAGE_DETECTORS, detector_graph
+    detector_graph(model)  # refuses a family the export does not write, by name
+    return 'two_stage' if type(model).__name__ in TWO_STAGE_DETECTORS else 'dense'
 
 
 def mmdet_reference(model: nn.Module, image_bgr: np.ndarray) -> Dict[str, object]:
@@ -204,23 +200,6 @@ def _compare_tensors(title: str, names: Sequence[str], reference: Dict, got: Dic
     report.lines.append(f'{title}: largest difference {worst:.1e} of scale')
 
 
-def _row_pairs(ref_boxes: np.ndarray, boxes: np.ndarray, tol: float) -> List[Tuple[int, int]]:
-    """Rows of two box lists that hold the same box (within ``tol`` pixels), one to one, the
-    closest first (duplicate boxes pair with each other's duplicates)."""
-    if not len(ref_boxes) or not len(boxes):
-        return []
-    diff = np.abs(ref_boxes[:, None, :] - boxes[None, :, :]).max(-1)
-    rows, columns = np.nonzero(diff <= tol)
-    pairs, used = [], (set(), set())
-    for k in np.argsort(diff[rows, columns], kind='stable'):
-        i, j = int(rows[k]), int(columns[k])
-        if i not in used[0] and j not in used[1]:
-            used[0].add(i)
-            used[1].add(j)
-            pairs.append((i, j))
-    return pairs
-
-
 def level_cuts(levels: Sequence[np.ndarray], nms_pre: int, score_thr: float) -> List[float]:
     """The score at each level's ``nms_pre`` cut (levels with more candidates than that): the
     ``nms_pre``-th highest sigmoid score above ``score_thr`` of the level's logits."""
@@ -233,22 +212,16 @@ def level_cuts(levels: Sequence[np.ndarray], nms_pre: int, score_thr: float) -> 
     return cuts
 
 
-#: ``(boxes (N, 4), scores (N,), labels (N,))``
-Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
 def _tie_reasons(sides: Dict[str, Boxes], loose: List[Tuple[str, int]], tol: Tolerance,
-                 iou_thr: float, cut: Optional[float], max_per_img: Optional[int],
-                 score_thr: Optional[float], cuts: Sequence[float],
-                 sources: Optional[np.ndarray]) -> Dict[Tuple[str, int], str]:
+                 iou_thr: float, max_per_img: Optional[int], score_thr: Optional[float],
+                 cuts: Sequence[float], class_scores: Dict[str, np.ndarray],
+                 sources: Dict[str, np.ndarray]) -> Dict[Tuple[str, int], str]:
     """Why each of the ``loose`` detections ``(side, index)`` may lack a counterpart, for those
-    a tie decides (see :func:`compare_sets`)."""
+    a tie decides (the module's docstring)."""
     everything = [(side, k) for side, (boxes, _, _) in sides.items() for k in range(len(boxes))]
-    boxes = np.concatenate([sides[side][0] for side in sides])
-    scores = np.concatenate([sides[side][1] for side in sides])
-    labels = np.concatenate([sides[side][2] for side in sides])
-    ious = iou_matrix(boxes, boxes)
     index = {item: n for n, item in enumerate(everything)}
+    boxes, scores, labels = (np.concatenate([part[n] for part in sides.values()]) for n in range(3))
+    ious = iou_matrix(boxes, boxes)
 
     def rivals(item):
         """The detections of the same class, on either side, that score as much as ``item``."""
@@ -257,28 +230,37 @@ def _tie_reasons(sides: Dict[str, Boxes], loose: List[Tuple[str, int]], tol: Tol
             if m != n:
                 yield everything[m], float(ious[n, m])
 
+    def lowest_if_full(side):
+        kept = sides[side][1]
+        return float(kept.min()) if max_per_img is not None and len(kept) >= max_per_img \
+            else None
+
     why = {}
     for item in loose:
-        score = float(scores[index[item]])
-        at_nms = [(other, iou) for other, iou in rivals(item) if abs(iou - iou_thr) <= tol.iou]
-        if score_thr is not None and abs(score - score_thr) <= tol.score:
-            why[item] = f'score at the score threshold {score_thr:g}'
+        side, k = item
+        other = 'onnx' if side == 'mmdet' else 'mmdet'
+        score, class_score = float(scores[index[item]]), float(class_scores[side][k])
+        cut = lowest_if_full(other)
+        at_nms = [(o, iou) for o, iou in rivals(item) if abs(iou - iou_thr) <= tol.iou]
+        if score_thr is not None and abs(class_score - score_thr) <= tol.score:
+            why[item] = f'class score at the score threshold {score_thr:g}'
+        elif any(abs(class_score - c) <= tol.score for c in cuts):
+            why[item] = "class score at a level's nms_pre cut"
         elif cut is not None and score <= cut + tol.score:
-            why[item] = f'score at the max_per_img={max_per_img} cut ({cut:.6g})'
-        elif any(abs(score - c) <= tol.score for c in cuts):
-            why[item] = "score at a level's nms_pre cut"
+            why[item] = f'score at the max_per_img={max_per_img} cut of {other} ({cut:.6g})'
         elif at_nms:
-            (side, k), iou = at_nms[0]
-            why[item] = f'IoU {iou:.6f} with {side} #{k} at the NMS threshold {iou_thr:g}'
-        elif sources is not None and len(sources) and \
-                iou_matrix(boxes[index[item]][None], sources).max() >= 0.5:
-            why[item] = 'overlaps a proposal found by one runtime only'
+            (o, m), iou = at_nms[0]
+            why[item] = f'IoU {iou:.6f} with {o} #{m} at the NMS threshold {iou_thr:g}'
+        elif len(sources[side]) and iou_matrix(boxes[index[item]][None],
+                                               sources[side]).max() >= 0.5:
+            why[item] = f'overlaps a proposal that only {side} found'
     grew = True
-    while grew:  # what an allowed difference suppressed or let through
+    while grew:  # what an allowed difference let the other runtime keep or suppress
         grew = False
         for item in loose:
             causes = [
-                other for other, iou in rivals(item) if other in why and iou > iou_thr - tol.iou
+                o for o, iou in rivals(item)
+                if o in why and o[0] != item[0] and iou > iou_thr - tol.iou
             ]
             if item not in why and causes:
                 why[item] = f'kept or suppressed by {causes[0][0]} #{causes[0][1]}, itself a tie'
@@ -295,30 +277,28 @@ def compare_sets(kind: str,
                  max_per_img: Optional[int] = None,
                  score_thr: Optional[float] = None,
                  cuts: Sequence[float] = (),
-                 sources: Optional[np.ndarray] = None) -> List[Tuple[int, int]]:
+                 class_scores: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 sources: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> List[Tuple[int, int]]:
     """Compare mmdet's detections (``reference``) with the file's (``candidate``): matched one
     to one, each pair within ``tol``; every other detection must be decided by a tie (the
     module's docstring), named in ``report.ties``, or it is a failure. ``cuts``: the per-level
-    ``nms_pre`` cut scores; ``sources``: boxes (N, 4) only one runtime found upstream (flipped
-    proposals), whose detections may differ too. Returns the close pairs ``(reference index,
-    candidate index)``."""
+    ``nms_pre`` cut scores; ``class_scores``: per side, the score each detection had at the
+    threshold and the cuts (default: its score); ``sources``: per side, the proposals only that
+    side found (boxes (N, 4)). Returns the close pairs ``(reference index, candidate
+    index)``."""
     sides = dict(mmdet=reference, onnx=candidate)
-    match = match_detections(*[(np.concatenate((boxes, scores[:, None]), 1), labels)
-                               for boxes, scores, labels in (reference, candidate)])
     close, worst = [], [0.0, 0.0]
-    for pair, box, score in zip(match['pairs'], match['box_diffs'], match['score_diffs']):
+    for i, j, box, score in match_detections(reference, candidate):
         if box <= tol.box and score <= tol.score:
-            close.append(pair)
+            close.append((i, j))
             worst = [max(worst[0], box), max(worst[1], score)]
     paired = dict(mmdet={i for i, _ in close}, onnx={j for _, j in close})
     loose = [(side, k) for side, (boxes, _, _) in sides.items() for k in range(len(boxes))
              if k not in paired[side]]
-    full = [
-        scores.min() for boxes, scores, _ in sides.values()
-        if max_per_img is not None and len(boxes) >= max_per_img
-    ]
-    cut = float(min(full)) if full else None
-    why = _tie_reasons(sides, loose, tol, iou_thr, cut, max_per_img, score_thr, cuts, sources)
+    class_scores = dict(zip(sides, class_scores or (reference[1], candidate[1])))
+    sources = dict(zip(sides, sources or (np.zeros((0, 4)), np.zeros((0, 4)))))
+    why = _tie_reasons(sides, loose, tol, iou_thr, max_per_img, score_thr, cuts, class_scores,
+                       sources)
     for side, k in loose:
         boxes, scores, labels = sides[side]
         box = ', '.join(f'{v:.2f}' for v in boxes[k])
@@ -334,17 +314,17 @@ def compare_sets(kind: str,
     return close
 
 
-def _compare_rows(reference: Dict, got: Dict, tol: Tolerance, report: Report, flipped: int) -> None:
-    """The box head's outputs for the RoIs both runtimes share (the same candidates)."""
-    pairs = _row_pairs(reference['rois'], got['rois'], tol.box)
+def compare_rows(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol: Tolerance,
+                 report: Report) -> None:
+    """The last box head's RoIs, logits and deltas for the proposals both runtimes share (the
+    same candidates: the rows follow the proposals)."""
+    names = ('rois', 'roi_cls', 'roi_reg')
+    if len(reference['rois']) != len(reference['proposals']) or \
+            len(got['rois']) != len(got['proposals']):
+        report.failures.append('RoIs: not one per proposal')
+        return
     rows = [i for i, _ in pairs], [j for _, j in pairs]
-    left = max(len(reference['rois']), len(got['rois'])) - len(pairs)
-    if left > flipped:
-        report.failures.append(f'RoIs: {left} of {len(reference["rois"])} have no counterpart '
-                               f'within {tol.box:g} px, more than the {flipped} proposals found '
-                               'by one runtime only')
-    names = ('roi_cls', 'roi_reg')
-    _compare_tensors(f'box head on the same {len(pairs)} RoIs (logits, deltas)', names,
+    _compare_tensors(f'box head on the same {len(pairs)} proposals (RoIs, logits, deltas)', names,
                      {name: reference[name][rows[0]]
                       for name in names}, {name: got[name][rows[1]]
                                            for name in names}, tol, report)
@@ -353,8 +333,9 @@ def _compare_rows(reference: Dict, got: Dict, tol: Tolerance, report: Report, fl
 def compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol: Tolerance,
                   report: Report, threshold: float) -> None:
     """Each pair's mask probabilities, then the file's pasted masks (as the deployment pastes
-    them, with the file's threshold) against mmdet's: pixels may differ only where the file's
-    pasted probability lies within ``tol.mask`` of mmdet's ``threshold``."""
+    them, with the file's threshold) against mmdet's: a pixel may differ only where
+    ``threshold`` lies between mmdet's and the file's pasted probabilities (each with its own
+    box), widened by ``tol.mask``."""
     from .detection_io import paste_mask
     worst, at_threshold = 0.0, 0
     h, w = reference['masks'].shape[1:]
@@ -364,9 +345,12 @@ def compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol:
         if diff > tol.mask:
             report.failures.append(f'mask of mmdet #{i}: probabilities differ by {diff:.3g} > '
                                    f'{tol.mask:g}')
-        window, probs = paste_mask(got['masks'][j], got['dets'][j], h, w)
-        near = np.zeros((h, w), bool)
-        near[window] = np.abs(probs - threshold) <= tol.mask
+        pasted = np.zeros((2, h, w), np.float32)
+        for n, (probs, box) in enumerate(((reference['mask_probs'][i], reference['boxes'][i]),
+                                          (got['masks'][j], got['dets'][j]))):
+            window, values = paste_mask(probs, box, h, w)
+            pasted[n][window] = values
+        near = (pasted.min(0) - tol.mask <= threshold) & (threshold <= pasted.max(0) + tol.mask)
         differ = reference['masks'][i] != got['pasted'][j]
         if (differ & ~near).any():
             report.failures.append(f'mask of mmdet #{i}: {int((differ & ~near).sum())} pixels '
@@ -374,7 +358,7 @@ def compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol:
         if (differ & near).any():
             at_threshold += int((differ & near).sum())
             report.ties.append(f'mask of mmdet #{i}: {int((differ & near).sum())} pixel(s) '
-                               f'within {tol.mask:g} of the threshold {threshold:g}')
+                               f'at the threshold {threshold:g}')
     report.lines.append(f'masks: {len(pairs)} compared as probabilities, largest difference '
                         f'{worst:.1e}; {at_threshold} pasted pixel(s) at the threshold')
 
@@ -383,6 +367,21 @@ def _detections(reference: Dict, got: Dict) -> Tuple[Boxes, Boxes]:
     dets = got['dets']
     return ((reference['boxes'], reference['scores'], reference['labels']),
             (dets[:, :4], dets[:, 4], got['labels']))
+
+
+def _class_scores(detections: Boxes, candidates: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Each detection's class score (before FCOS's centerness): that of the file's candidate
+    ``(x1, y1, x2, y2, class score, label)`` of its class closest to its box, within
+    ``tol.box`` (else its own score)."""
+    boxes, scores, labels = detections
+    found = scores.astype(np.float64)
+    for k in range(len(boxes)):
+        same = np.flatnonzero(candidates[:, 5] == labels[k])
+        if len(same):
+            diffs = np.abs(candidates[same, :4] - boxes[k]).max(-1)
+            if diffs.min() <= tol.box:
+                found[k] = candidates[same[diffs.argmin()], 4]
+    return found
 
 
 def _compare_dense(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
@@ -394,17 +393,18 @@ def _compare_dense(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
     _compare_tensors(f'candidates ({len(names)} tensors before any top-k)', names, reference, got,
                      tol, report)
     levels = [reference[f'cls.{i}'] for i in range(head.prior_generator.num_levels)]
-    # FCOS multiplies centerness into the scores after its top-k: no cut to compare with
-    sigmoid = head.use_sigmoid_cls and 'centerness.0' not in reference
-    cuts = level_cuts(levels, cfg.nms_pre, cfg.get('score_thr', 0)) if sigmoid else []
-    return compare_sets('detections', *_detections(reference, got), tol, report,
-                        cfg.nms.iou_threshold, cfg.max_per_img, cfg.get('score_thr'), cuts)
+    score_thr = cfg.get('score_thr', 0)
+    cuts = level_cuts(levels, cfg.nms_pre, score_thr) if head.use_sigmoid_cls else []
+    detections = _detections(reference, got)
+    class_scores = tuple(_class_scores(d, got['candidates'], tol) for d in detections)
+    return compare_sets('detections', *detections, tol, report, cfg.nms.iou_threshold,
+                        cfg.max_per_img, score_thr, cuts, class_scores)
 
 
 def _compare_two_stage(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
                        report: Report) -> List[Tuple[int, int]]:
     """Faster, Mask and Cascade R-CNN: the RPN's outputs, its proposals, the box head on the
-    RoIs both share, the detections and (Mask R-CNN) the masks."""
+    proposals both share, the detections and (Mask R-CNN) the masks."""
     rpn, rcnn = model.test_cfg.rpn, model.test_cfg.rcnn
     levels = model.rpn_head.prior_generator.num_levels
     names = [f'rpn_{n}.{i}' for n in ('cls', 'reg') for i in range(levels)]
@@ -416,11 +416,13 @@ def _compare_two_stage(model: nn.Module, reference: Dict, got: Dict, tol: Tolera
     sets = [(p[:, :4], p[:, 4], np.zeros(len(p), np.int64)) for p in proposals]
     close = compare_sets('proposals', *sets, tol, report, rpn.nms.iou_threshold, rpn.max_per_img,
                          None, cuts)
-    flipped = [np.delete(p[:, :4], [pair[n] for pair in close], 0) for n, p in enumerate(proposals)]
-    _compare_rows(reference, got, tol, report, max(len(f) for f in flipped))
-    sources = np.concatenate(flipped) / np.tile(reference['scale'], 2)
+    compare_rows(reference, got, close, tol, report)
+    scale = np.tile(reference['scale'], 2)  # proposals are in the resized image's pixels
+    only = tuple(
+        np.delete(p[:, :4], [pair[n] for pair in close], 0) / scale
+        for n, p in enumerate(proposals))
     pairs = compare_sets('detections', *_detections(reference, got), tol, report,
-                         rcnn.nms.iou_threshold, rcnn.max_per_img, rcnn.score_thr, (), sources)
+                         rcnn.nms.iou_threshold, rcnn.max_per_img, rcnn.score_thr, (), None, only)
     if 'masks' in got:
         compare_masks(reference, got, pairs, tol, report, float(rcnn.mask_thr_binary))
     return pairs
@@ -441,6 +443,7 @@ def compare_with_mmdet(model: nn.Module,
 
 
 __all__ = [
-    'PROBE_PREFIX', 'Report', 'Tolerance', 'compare_masks', 'compare_sets', 'compare_with_mmdet',
-    'level_cuts', 'mmdet_reference', 'onnx_outputs', 'probed_session', 'recording'
+    'PROBE_PREFIX', 'Report', 'Tolerance', 'compare_masks', 'compare_rows', 'compare_sets',
+    'compare_with_mmdet', 'level_cuts', 'mmdet_reference', 'onnx_outputs', 'probed_session',
+    'recording'
 ]
