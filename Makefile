@@ -35,7 +35,8 @@ SEEDS ?= 0 1 2 3 4
 # oneDNN's convolutions at most AVX2 (a change on an AVX-512 machine, none on an AVX2 one).
 # It does not reach MKL's matrix products or ONNX Runtime, which choose by the CPU itself. The
 # numeric tests (the deformable conv against mmcv and torchvision, the gates, ONNX Runtime
-# against PyTorch and mmdet) run again under it in `make test`.
+# against PyTorch and mmdet; not the full-width detectors marked slow) run again under it in
+# `make test`.
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 NUMERIC_TESTS := tests/test_deform_conv.py tests/test_deform_conv_edges.py tests/test_das_gate.py \
 	tests/test_gates.py tests/test_with_cp.py tests/test_onnx.py tests/test_onnx_detector.py
@@ -69,7 +70,7 @@ format: install
 
 test: lint
 	$(PY) -m pytest tests
-	$(OTHER_CPU) $(PY) -m pytest $(NUMERIC_TESTS)
+	$(OTHER_CPU) $(PY) -m pytest -m "not slow" $(NUMERIC_TESTS)
 
 test-other-cpu: install
 	$(OTHER_CPU) $(PY) -m pytest tests

@@ -10,6 +10,11 @@ from mmengine.registry import DefaultScope
 from mmdas.datasets import make_shapes_coco, make_shapes_folder, make_shapes_seg
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: full-width models; left out of make test\'s '
+                            'second pass')
+
+
 def pytest_report_header(config):
     """Which CPU kernels compute the numbers (``make test`` runs the numeric tests twice)."""
     limit = os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')
