@@ -307,12 +307,12 @@ def check_detector_file(model, path: str, images: List[str], tol: Tolerance) -> 
           f'scale + atol {tol.atol:g}; detections within {tol.box:g} px and score {tol.score:g}, '
           f'ties allowed only at a threshold, a cut or the NMS IoU (+- {tol.iou:g})')
     failures, compared = [], 0
-    for path in images:
-        image = cv2.imread(path)
+    for image_path in images:
+        image = cv2.imread(image_path)
         if image is None:
-            raise SystemExit(f'cannot read the image {path!r}')
+            raise SystemExit(f'cannot read the image {image_path!r}')
         smaller = cv2.resize(image, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
-        for label, picture in ((path, image), (f'{path} at 3/4', smaller)):
+        for label, picture in ((image_path, image), (f'{image_path} at 3/4', smaller)):
             report = compare_with_mmdet(model, session, picture, tol)
             print(f"  {label}: {'ok' if report.ok else 'FAIL'}")
             for line in report.lines + [f'tie: {tie}' for tie in report.ties]:
