@@ -108,13 +108,14 @@ def compare_outputs(torch_outputs: Sequence[Tensor],
                     names: Sequence[str],
                     rtol: float = RTOL,
                     atol: float = ATOL) -> List[OutputCheck]:
-    """Largest difference of each output against ``rtol * max |torch| + atol``."""
+    """Largest difference of each output against ``rtol * max |torch| + atol`` (the reference
+    outputs as tensors or arrays)."""
     if len(torch_outputs) != len(onnx_outputs):
         raise ValueError(f'ONNX Runtime gave {len(onnx_outputs)} outputs, PyTorch '
                          f'{len(torch_outputs)}')
     checks = []
     for name, ref, out in zip(names, torch_outputs, onnx_outputs):
-        ref = ref.detach().cpu().numpy()
+        ref = ref.detach().cpu().numpy() if isinstance(ref, Tensor) else np.asarray(ref)
         if ref.shape != out.shape:
             checks.append(OutputCheck(name, tuple(out.shape), float('inf'), 0.0))
             continue

@@ -180,23 +180,27 @@ def onnx_outputs(session, image_bgr: np.ndarray) -> Dict[str, np.ndarray]:
 
 def _compare_tensors(title: str, names: Sequence[str], reference: Dict, got: Dict, tol: Tolerance,
                      report: Report) -> None:
-    """The tensors ``names`` of both sides, each within ``rtol`` of its scale + ``atol``."""
-    worst = 0.0
+    """The tensors ``names`` of both sides, each within ``rtol`` of its scale + ``atol``
+    (:func:`~.onnx.compare_outputs`)."""
+    from .onnx import compare_outputs
+    present = []
     for name in names:
         if name not in got:
             report.failures.append(f'{name}: the file has no such probe (export it again)')
-            continue
-        ref, out = reference[name], got[name]
-        if ref.shape != out.shape:
-            report.failures.append(f'{name}: shape {out.shape} in ONNX Runtime, {ref.shape} in '
-                                   'mmdet')
-            continue
-        scale = float(np.abs(ref).max(initial=0))
-        diff = float(np.abs(out - ref).max(initial=0))
-        if not diff <= tol.rtol * scale + tol.atol:
-            report.failures.append(f'{name}: max |onnx - mmdet| = {diff:.3g} > {tol.rtol:g} x '
-                                   f'{scale:.3g} + {tol.atol:g}')
-        worst = max(worst, diff / (scale + tol.atol / tol.rtol))
+        elif reference[name].shape != got[name].shape:
+            report.failures.append(f'{name}: shape {got[name].shape} in ONNX Runtime, '
+                                   f'{reference[name].shape} in mmdet')
+        else:
+            present.append(name)
+    checks = compare_outputs([reference[n] for n in present], [got[n] for n in present], present,
+                             tol.rtol, tol.atol)
+    for check in checks:
+        if not check.ok:
+            report.failures.append(f'{check.name}: max |onnx - mmdet| = {check.max_abs_diff:.3g} '
+                                   f'> {check.allowed:.3g} ({tol.rtol:g} of its scale + '
+                                   f'{tol.atol:g})')
+    # the allowance is rtol x (scale + atol / rtol): the difference relative to that scale
+    worst = max((c.max_abs_diff * tol.rtol / c.allowed for c in checks), default=0.0)
     report.lines.append(f'{title}: largest difference {worst:.1e} of scale')
 
 
