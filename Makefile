@@ -2,6 +2,7 @@
 #   make install      create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
 #   make test         install if needed, lint, run the test suite, then the numeric tests again
 #                     with another CPU's rounding (OTHER_CPU below; what CI runs: .ci/run)
+#   make test-fast    the tests not marked slow (no training runs, no extra processes; ~3 min)
 #   make test-other-cpu  the whole suite with another CPU's rounding, once
 #   make lint         flake8, isort and yapf in check mode (configured in setup.cfg)
 #   make format       rewrite the code with isort and yapf
@@ -28,20 +29,25 @@ MMCV_VERSION := 2.1.0
 STAMP := $(VENV)/.installed
 REQS := tools/misc/install_mmcv.sh $(wildcard requirements/*.txt) setup.py
 CONSTRAINTS := -c requirements/constraints.txt
-LINTED := mmdas tools tests configs setup.py
+LINTED := mmdas tools tests configs projects setup.py conftest.py
 
 SEEDS ?= 0 1 2 3 4
 # Another CPU's rounding on this one: PyTorch's own kernels scalar instead of AVX2/AVX-512,
 # oneDNN's convolutions at most AVX2 (a change on an AVX-512 machine, none on an AVX2 one).
 # It does not reach MKL's matrix products or ONNX Runtime, which choose by the CPU itself. The
 # numeric tests (the deformable conv against mmcv and torchvision, the gates, ONNX Runtime
-# against PyTorch and mmdet; not the full-width detectors marked slow) run again under it in
+# against PyTorch and mmdet; not the full-width detector configs) run again under it in
 # `make test`.
 OTHER_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
-NUMERIC_TESTS := tests/test_deform_conv.py tests/test_deform_conv_edges.py tests/test_das_gate.py \
-	tests/test_gates.py tests/test_with_cp.py tests/test_onnx.py tests/test_onnx_detector.py
+NUMERIC_TESTS := tests/test_ops tests/test_models/test_das_gate.py tests/test_models/test_gates.py \
+	tests/test_models/test_with_cp.py tests/test_deployment
+# The tests run in TEST_WORKERS processes (pytest-xdist), one thread each (conftest.py).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS)
+# The experiment bench (demos, comparison, benchmarks): projects/das_bench, outside the package.
+BENCH := PYTHONPATH=projects/das_bench $(PY) projects/das_bench/tools
 
-.PHONY: install test test-other-cpu lint format demo demo-cls demo-seeds tune-cls controls controls-det compare \
+.PHONY: install test test-fast test-other-cpu lint format demo demo-cls demo-seeds tune-cls controls controls-det compare \
 	bench clean-venv
 
 install: $(STAMP)
@@ -69,37 +75,40 @@ format: install
 	$(VENV)/bin/yapf --in-place --recursive $(LINTED)
 
 test: lint
-	$(PY) -m pytest tests
-	$(OTHER_CPU) $(PY) -m pytest -m "not slow" $(NUMERIC_TESTS)
+	$(PYTEST)
+	$(OTHER_CPU) $(PYTEST) -m "not full_width" $(NUMERIC_TESTS)
+
+test-fast: install
+	$(PYTEST) -m "not slow"
 
 test-other-cpu: install
-	$(OTHER_CPU) $(PY) -m pytest tests
+	$(OTHER_CPU) $(PYTEST)
 
 demo: install
-	$(PY) tools/demo.py
+	$(BENCH)/demo.py
 
 demo-cls: install
-	$(PY) tools/demo_cls.py
+	$(BENCH)/demo_cls.py
 
 demo-seeds: install
-	$(PY) tools/demo.py --seeds 0 1 2
-	$(PY) tools/demo_cls.py --seeds 0 1 2
+	$(BENCH)/demo.py --seeds 0 1 2
+	$(BENCH)/demo_cls.py --seeds 0 1 2
 
 tune-cls: install
-	$(PY) tools/tune_demo_cls.py
+	$(BENCH)/tune_demo_cls.py
 
 controls: install
-	$(PY) tools/analysis/compare_gates.py --sections accuracy --gates none DAS wide SE CBAM
+	$(BENCH)/compare_gates.py --sections accuracy --gates none DAS wide SE CBAM
 
 controls-det: install
-	$(PY) tools/demo.py --finetune-iters 150 300 600 --seeds $(SEEDS)
+	$(BENCH)/demo.py --finetune-iters 150 300 600 --seeds $(SEEDS)
 
 compare: install
-	$(PY) tools/analysis/compare_gates.py --sections cost latency growth accuracy detection
-	$(PY) tools/analysis/compare_gates.py --report --docs docs/comparison.md
+	$(BENCH)/compare_gates.py --sections cost latency growth accuracy detection
+	$(BENCH)/compare_gates.py --report --docs docs/comparison.md
 
 bench: install
-	$(PY) tools/analysis/benchmark.py
+	$(BENCH)/benchmark.py --before aef62b0
 
 clean-venv:
 	rm -rf $(VENV)

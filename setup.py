@@ -77,7 +77,7 @@ if __name__ == '__main__':
         long_description=open(osp.join(ROOT, 'README.md')).read(),
         long_description_content_type='text/markdown',
         keywords='computer vision, attention, object detection, image classification',
-        packages=find_packages(exclude=('configs', 'tools', 'tests')),
+        packages=find_packages(exclude=('configs', 'tools', 'tests', 'projects*')),
         include_package_data=True,
         python_requires='>=3.8',
         install_requires=framework_requirements(optional=False) + ['pycocotools', 'matplotlib'],

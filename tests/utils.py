@@ -6,6 +6,7 @@ import os.path as osp
 import socket
 import subprocess
 import sys
+import traceback
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -33,20 +34,51 @@ def run_tool(script: str,
         env=env)
 
 
-def load_tool(name: str):
-    """``tools/<name>.py`` as a module (a tool is a script, not a package)."""
+def load_tool(script: str):
+    """The tool ``script`` (a path from the checkout's root, ``tools/train.py``) as a module: a
+    tool is a script, not a package."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        osp.basename(name), osp.join(ROOT, 'tools', f'{name}.py'))
+    path = osp.join(ROOT, script)
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def run_main(script: str, args: List[str]) -> subprocess.CompletedProcess:
+    """``main(args)`` of the tool ``script`` in this process, from the checkout's root, with its
+    exit status and what it printed: :func:`run_tool` without a new interpreter (for tests where
+    the process boundary is not what is tested). A ``SystemExit`` is its status; a message it
+    carries goes to stderr, and an uncaught exception's traceback with status 1, as the
+    interpreter would give them."""
+    import contextlib
+    import io
+    module = load_tool(script)
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(list(args)) or 0
+            except SystemExit as stop:
+                code = stop.code
+                if code is not None and not isinstance(code, int):
+                    print(code, file=sys.stderr)
+                    code = 1
+                code = code or 0
+            except Exception:  # what the interpreter prints and returns for an uncaught one
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess([script] + list(args), code, out.getvalue(), err.getvalue())
+
+
 def tiny_det_cfg(shapes: str, work_dir, iters: int = 2, config: str = DEMO_DET):
     """The demo detector ``config`` on the ``shapes`` set for ``iters`` iterations at batch 2,
     a checkpoint and a log line every iteration."""
-    from mmdas.demos import shapes_cfg
+    from mmdas.datasets import shapes_cfg
     cfg = shapes_cfg(config, shapes, seed=0, length=iters)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.batch_size = 2

@@ -72,8 +72,8 @@ def stage_configs(args: argparse.Namespace) -> List[Config]:
     return cfgs
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     cfgs = stage_configs(args)
     for cfg in cfgs:
         init_distributed(cfg, args.launcher)  # the process group, before any decision

@@ -5,7 +5,7 @@
 keep without saving them through autograd's hooks (the segment a :class:`GatedStage` checkpoints
 under ``with_cp``): so the host's reentrant checkpoints (which save their input through the
 hooks) and ours are counted alike. It does not count the forward's outputs. The process's peak
-resident size (``mmdas.analysis.timing.peak_rss_bytes``) is the allocator's view of the same.
+resident size (``das_bench.timing.peak_rss_bytes``) is the allocator's view of the same.
 """
 from typing import Callable, Dict
 

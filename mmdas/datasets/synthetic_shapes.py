@@ -10,13 +10,15 @@ into a mask, so each object's pixels are known exactly (the relevant region of t
 the labels of the segmentation set). Used by the demos and the tests; real COCO goes under
 ``data/coco/`` with the same configs.
 """
+import copy
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
+from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 CLASSES = ('square', 'disc', 'triangle', 'cross')
@@ -286,3 +288,43 @@ def make_shapes_seg(root: str,
                 osp.join(root, 'img_dir', split, f'{i:05d}.jpg'), img,
                 [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(osp.join(root, 'ann_dir', split, f'{i:05d}.png'), labels)
+
+
+def shapes_cfg(cfg: Union[str, Config],
+               data_root: str,
+               seed: int,
+               length: Optional[int] = None) -> Config:
+    """``cfg`` (a path or a Config, never changed) reading ``data_root`` (its three dataloaders
+    and, for COCO, its evaluators' annotation files), seeded with ``seed``. The set's manifest
+    (``shapes.json``: generator version and sizes) goes into the config as ``shapes_data``, so a
+    stage trained on other data is never reused (:func:`mmdas.engine.run_stage`).
+
+    With ``length``, the schedule is shortened or lengthened: to ``length`` iterations for an
+    iteration-based config (the detection demo: step decay at 80 %; its linear learning-rate
+    warm-up keeps its 50 iterations), ``length`` epochs for an epoch-based one (the
+    classification demo: cosine over the run); one validation and one checkpoint at its end.
+    """
+    cfg = Config.fromfile(cfg) if isinstance(cfg, str) else copy.deepcopy(cfg)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = osp.join(data_root, '')
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        if isinstance(evaluator, dict) and 'ann_file' in evaluator:
+            ann_file = osp.basename(evaluator.ann_file)
+            evaluator.ann_file = osp.join(data_root, 'annotations', ann_file)
+    cfg.randomness = dict(seed=seed)
+    manifest = read_manifest(data_root)
+    if manifest is not None:
+        cfg.shapes_data = manifest
+    if length is None:
+        return cfg
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f'length must be a positive number of iterations or epochs, got '
+                         f'{length!r}')
+    if 'max_iters' in cfg.train_cfg:
+        cfg.train_cfg.update(max_iters=length, val_interval=length)
+        cfg.param_scheduler[1].update(end=length, milestones=[int(length * 0.8)])
+    else:
+        cfg.train_cfg.update(max_epochs=length, val_interval=length)
+        cfg.param_scheduler.update(T_max=length, end=length)
+    cfg.default_hooks.checkpoint.interval = length
+    return cfg

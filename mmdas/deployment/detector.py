@@ -22,7 +22,7 @@ detector's own ``test_cfg``. The families written (:data:`EXPORTED_DETECTORS`):
   channel of each detection's label through a sigmoid: ``masks`` ``(N, 28, 28)``
   probabilities. Pasting them into the image (mmdet's ``_do_paste_mask``: ``grid_sample``,
   bilinear, ``align_corners=False``) and the ``mask_thr_binary`` threshold are NumPy, in
-  ``tools/deployment/onnx_infer.py``.
+  :mod:`mmdas.deployment.onnx_infer`.
 * **RetinaNet and FCOS** (``BaseDenseHead.predict_by_feat``): per level, the class scores
   (sigmoid) above ``score_thr``, the top ``nms_pre`` (prior, class) pairs of the level
   (``filter_scores_and_topk``), their priors' deltas (RetinaNet) or distances (FCOS) decoded
@@ -35,6 +35,8 @@ may be broken in another order, and ONNX Runtime's kernels round differently fro
 (:func:`mmdas.deployment.parity.compare_with_mmdet` checks the file against mmdet's own
 ``test_step``).
 """
+import os.path as osp
+import shutil
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -51,6 +53,8 @@ from .graph_ops import (WH_RATIO_CLIP, batched_nms, decode_deltas, decode_distan
 INPUT_NAMES = ['image', 'image_info']
 OUTPUT_NAMES = ['dets', 'labels']
 MASK_OUTPUT_NAMES = OUTPUT_NAMES + ['masks']
+#: The runtime's name beside an exported file.
+RUNTIME = 'onnx_infer.py'
 
 #: The detector families whose whole graph mmdas writes, by class name.
 TWO_STAGE_DETECTORS = ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN')
@@ -92,7 +96,7 @@ class TwoStageDetectorGraph(nn.Module):
     """``(image, image_info) -> (dets, labels[, masks])`` of Faster, Cascade or Mask R-CNN.
 
     ``image``: ``(1, 3, H, W)`` float32, resized, normalised and padded as the config's test
-    pipeline and data preprocessor do (``preprocess`` in ``tools/deployment/onnx_infer.py``);
+    pipeline and data preprocessor do (``preprocess`` in ``mmdas/deployment/onnx_infer.py``);
     ``image_info``: ``(4, )`` float32, the resized image's height and width (before padding)
     and the resize factors ``(scale_x, scale_y)``. ``dets``: ``(N, 5)``, ``x1, y1, x2, y2,
     score`` in the input image's pixels; ``labels``: ``(N, )`` int64; ``masks`` (Mask R-CNN):
@@ -321,10 +325,13 @@ def export_detector(model: nn.Module,
     """Export ``model`` (an mmdet detector of :data:`EXPORTED_DETECTORS` built from
     ``model.cfg``, as :func:`mmdas.apis.init_model` gives it) whole to ``path``, traced on
     ``image_bgr``; height and width stay free. The preprocessing, the class names and (Mask
-    R-CNN) the mask threshold go into the file's metadata."""
+    R-CNN) the mask threshold go into the file's metadata. The torch-free runtime
+    (:mod:`.onnx_infer`) is written beside it as ``onnx_infer.py``: the two files are all a
+    deployment machine needs."""
     import onnx
 
-    from .detection_io import preprocess
+    from . import onnx_infer
+    from .onnx_infer import preprocess
     graph = detector_graph(model).eval()  # refuses an unsupported family before anything else
     meta = dict(preprocessing_metadata(model.cfg), **(metadata or {}))
     meta['classes'] = str(list(model.dataset_meta.get('classes', ())))
@@ -353,6 +360,7 @@ def export_detector(model: nn.Module,
     name_probes(proto)
     onnx.helper.set_model_props(proto, meta)
     onnx.save(proto, path)
+    shutil.copyfile(onnx_infer.__file__, osp.join(osp.dirname(osp.abspath(path)), RUNTIME))
     return path
 
 
@@ -369,8 +377,8 @@ def mmdet_detections(model: nn.Module, image_bgr: np.ndarray) -> Tuple[np.ndarra
 
 def onnx_detections(session, image_bgr: np.ndarray) -> Tuple[np.ndarray, ...]:
     """The ONNX file's detections of ``image_bgr`` in an ONNX Runtime ``session``, as
-    :func:`mmdet_detections` gives them (``detect`` of ``tools/deployment/onnx_infer.py``)."""
-    from .detection_io import detect
+    :func:`mmdet_detections` gives them (``detect`` of ``mmdas/deployment/onnx_infer.py``)."""
+    from .onnx_infer import detect
     return detect(session, image_bgr)
 
 

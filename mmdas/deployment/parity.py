@@ -166,7 +166,7 @@ def probed_session(path: str):
 def onnx_outputs(session, image_bgr: np.ndarray) -> Dict[str, np.ndarray]:
     """The file's outputs by name (``probe:`` dropped from probed ones) for ``image_bgr``, the
     masks pasted into the image as ``pasted`` (bool) beside their probabilities ``masks``."""
-    from .detection_io import paste_masks, preprocess
+    from .onnx_infer import paste_masks, preprocess
     meta = session.get_modelmeta().custom_metadata_map
     image, info = preprocess(image_bgr, meta)
     names = [o.name for o in session.get_outputs()]
@@ -340,7 +340,7 @@ def compare_masks(reference: Dict, got: Dict, pairs: List[Tuple[int, int]], tol:
     them, with the file's threshold) against mmdet's: a pixel may differ only where
     ``threshold`` lies between mmdet's and the file's pasted probabilities (each with its own
     box), widened by ``tol.mask``."""
-    from .detection_io import paste_mask
+    from .onnx_infer import paste_mask
     worst, at_threshold = 0.0, 0
     h, w = reference['masks'].shape[1:]
     for i, j in pairs:

@@ -7,7 +7,7 @@
 * ``'auto'`` (default): the fastest correct path for the tensor's device. On CUDA that is
   mmcv's kernel, which must have been compiled with CUDA (otherwise 'auto' raises rather than
   fail later inside the kernel); on CPU it is the pure-PyTorch path, which measured several
-  times faster than mmcv's CPU kernel (``tools/analysis/benchmark.py``).
+  times faster than mmcv's CPU kernel (``projects/das_bench/tools/benchmark.py``).
 
 Precision: every implementation computes in float32 (float64 stays float64). Under
 ``torch.autocast`` the inputs are cast to float32 and autocast is switched off inside, as

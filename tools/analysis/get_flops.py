@@ -10,6 +10,7 @@ out (as common FLOP counters did). ``--plain`` counts the same config with the p
 """
 import argparse
 from functools import partial
+from typing import List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
@@ -36,7 +37,7 @@ def count(cfg: Config, shape, backbone_only: bool, plain: bool):
     return analyze(*build_inputs(model, shape, cfg.get('default_scope', 'mmdet')))
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument('--backbone-only', action='store_true')
     parser.add_argument('--plain', action='store_true', help='the plain backbone instead')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -22,7 +22,7 @@ import json
 import os.path as osp
 import statistics
 import sys
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -100,7 +100,7 @@ def score_model(cfg: Config, checkpoint: str, items, layers, base: float,
     return {layer: dict(scores=s, undefined=undefined[layer]) for layer, s in scores.items()}
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -119,7 +119,7 @@ def main() -> int:
         default=DEFAULT_THRESHOLD,
         help='scaled CAM value from which a pixel outside R counts as salient')
     parser.add_argument('--out', help='write the per-image scores to this JSON file')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     runs = [(args.config, args.checkpoint)] + ([tuple(args.compare)] if args.compare else [])
     items = regions_of(Config.fromfile(args.config), args.num_images)
     results = {}

@@ -115,7 +115,7 @@ def draw(rows, path: str, names, region, base: float, threshold: float) -> None:
     plt.close(fig)
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -139,7 +139,7 @@ def main() -> int:
         type=float,
         default=DEFAULT_THRESHOLD,
         help='scaled CAM value from which a pixel off the object is salient')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     models = [('model', args.config, args.checkpoint)]
     if args.compare:
         models.append(('compare', *args.compare))

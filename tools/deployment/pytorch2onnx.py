@@ -7,12 +7,13 @@ file in ONNX Runtime and compare it with the PyTorch model.
 **A detector** (Faster, Mask or Cascade R-CNN, RetinaNet, FCOS; any other family is refused by
 name) is exported whole (mmdas.deployment.detector): the image in, ``dets`` (x1, y1, x2, y2,
 score in the image's pixels) and ``labels`` out (and ``masks``, each detection's mask
-probabilities, for Mask R-CNN, pasted into the image by onnx_infer.py), every test-time setting
+probabilities, for Mask R-CNN, pasted into the image by the runtime), every test-time setting
 from the config's ``test_cfg``, standard ONNX operators only (``DeformConv``, ``RoiAlign``,
 ``NonMaxSuppression``...), free height and width. The preprocessing (keep-ratio resize,
-normalisation, padding) is NumPy (``preprocess`` in tools/deployment/onnx_infer.py), its
-settings written into the file's metadata; onnx_infer.py runs the file with onnxruntime, NumPy
-and OpenCV alone: the .onnx file and that script are all a deployment machine needs.
+normalisation, padding) is NumPy (``preprocess`` in mmdas.deployment.onnx_infer, the torch-free
+runtime), its settings written into the file's metadata. The export writes that runtime beside
+the file as ``onnx_infer.py``: it runs the file with onnxruntime, NumPy and OpenCV alone, and
+the two files are all a deployment machine needs.
 The file is checked against mmdet's own ``inference_detector`` (the test pipeline and
 ``model.test_step``) on --images (default: up to 3 images of the config's test set), each also
 at 3/4 of its size (mmdas.deployment.parity): the candidates before any top-k or NMS (the dense
