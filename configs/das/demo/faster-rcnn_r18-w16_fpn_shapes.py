@@ -25,8 +25,8 @@ model = dict(
         feat_channels=64,
         anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])),
     # RoIAlign through torchvision's kernel (mmcv's RoIAlign, use_torchvision=True): the same
-    # arithmetic as mmcv's CPU kernel (tests/test_detection.py compares both, forward and
-    # gradient), about 4x faster on CPU, where mmcv's backward was half of a training step.
+    # arithmetic as mmcv's CPU kernel (tests/test_engine/test_detection.py compares both,
+    # forward and gradient), and faster on CPU (measured: docs/results.md).
     roi_head=dict(
         bbox_roi_extractor=dict(
             out_channels=64,

@@ -1,6 +1,6 @@
 # Classification demo that trains on 2 CPU cores in minutes: a DAS-ResNet-18 at a quarter of its
 # width (base_channels=16) from scratch on synthetic 64 px shape images in mmpretrain's folder
-# layout (data/shapes_cls/{train,val}/<class>/*.png, written by tools/demo_cls.py).
+# layout (data/shapes_cls/{train,val,test}/<class>/*.png, written by make demo-cls).
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmdas'], allow_failed_imports=False)
 
@@ -62,9 +62,9 @@ test_evaluator = val_evaluator
 
 # AdamW: with SGD (lr 0.05, momentum 0.9) these from-scratch quarter-width networks sat at chance
 # for a seed-dependent number of epochs, so 15 epochs measured luck; with AdamW both train at
-# every seed tried. lr: the best val top-1 of mmdas.demos.CLS_LR_GRID (5e-4, 1e-3, 2e-3, 4e-3,
-# 8e-3), seed 0, chosen by `make tune-cls` (val top-1 64.8 / 85.8 / 96.2 / 96.2 / 63.2 %; the
-# first of equals is kept). The plain twin chose its own rate the same way.
+# every seed tried. lr 2e-3: the best val top-1 of das_bench.CLS_LR_GRID (5e-4, 1e-3, 2e-3,
+# 4e-3, 8e-3), seed 0, chosen on val by `make tune-cls` (the first of equals is kept); figures:
+# docs/results.md. The plain twin chose its own rate the same way.
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = dict(type='CosineAnnealingLR', T_max=15, by_epoch=True, begin=0, end=15)
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=15)
