@@ -43,7 +43,7 @@ NUMERIC_TESTS := tests/test_ops tests/test_models/test_das_gate.py tests/test_mo
 	tests/test_models/test_with_cp.py tests/test_deployment
 # The tests run in TEST_WORKERS processes (pytest-xdist), one thread each (conftest.py).
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS)
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 # The experiment bench (demos, comparison, benchmarks): projects/das_bench, outside the package.
 BENCH := PYTHONPATH=projects/das_bench $(PY) projects/das_bench/tools
 

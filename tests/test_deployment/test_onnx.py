@@ -184,8 +184,7 @@ def test_tool_exports_a_das_classifier_whole_and_checks_it(tmp_path):
         '--dynamic-shape'
     ])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert '4 DeformConv' in proc.stdout and 'ONNX Runtime matches PyTorch' in proc.stdout
-    assert '2x3x64x64 scores (2, 4)' in proc.stdout and '1x3x32x32 scores' in proc.stdout
+    assert deform_convs(out) == 4 and not nonstandard_operators(out)
     meta = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert meta['mean'] == '[127.5, 127.5, 127.5]' and 'RGB' in meta['channel_order']
     # The same check of a copy with one weight changed (noise on a DeformConv's weight) fails,
@@ -219,7 +218,8 @@ def test_tool_exports_a_das_detector_backbone_and_neck(tmp_path):
         '--backbone-only'
     ])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert 'feat4' in proc.stdout and '1x3x32x32 feat3 (1, 64, 1, 1)' in proc.stdout
+    feats = onnxruntime_outputs(str(tmp_path / 'det.onnx'), torch.zeros(1, 3, 32, 32))
+    assert len(feats) == 5 and feats[3].shape == (1, 64, 1, 1)  # free size: 1x1 at stride 32
 
 
 @pytest.mark.slow
