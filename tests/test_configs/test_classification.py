@@ -153,3 +153,29 @@ def test_a_corrupt_image_is_logged_and_skipped_in_training(tmp_path, cls_shapes)
         val = DATASETS.build(cfg.val_dataloader.dataset)
     with pytest.raises(AssertionError, match='failed to load image'):
         val[index]
+
+
+@pytest.mark.slow
+def test_the_convnext_config_changes_only_the_backbone_and_loads_a_plain_convnext(scope, tmp_path):
+    """ConvNeXt-T with DAS is mmpretrain's own config with the backbone wrapped: the same
+    recipe, and a plain ConvNeXt-T's weights load into it with only the gates new."""
+    from mmengine.hub import get_config
+    from mmpretrain.registry import MODELS
+
+    from utils import unscoped
+    cfg = Config.fromfile(osp.join(CFG_DIR, 'das-convnext-tiny_32xb128_in1k.py'))
+    host = get_config('mmpretrain::convnext/convnext-tiny_32xb128_in1k.py')
+    ours, theirs = unscoped(cfg.to_dict()), unscoped(host.to_dict())
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'train_dataloader'):
+        assert ours[key] == theirs[key], key
+    backbone = ours['model'].pop('backbone')
+    assert ours['model'] == {k: v for k, v in theirs['model'].items() if k != 'backbone'}
+    assert backbone.pop('host') == theirs['model']['backbone'].pop('type') == 'ConvNeXt'
+    assert {k: v for k, v in backbone.items() if k not in ('type', 'stages', 'gate')} == \
+        theirs['model']['backbone']
+    with scope('mmpretrain'):
+        das, plain = MODELS.build(cfg.model), MODELS.build(host.model)
+    result = das.load_state_dict(plain.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert {k.split('.')[2] for k in result.missing_keys} == {f'stages_{i}' for i in range(4)}
+    assert all(k.startswith('backbone.gates.') for k in result.missing_keys)

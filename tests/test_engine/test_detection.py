@@ -278,7 +278,13 @@ FAMILIES = [
      'cascade-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py'),
     ('faster-rcnn_das-r50_fpn_1x_coco.py', 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
      'faster-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py'),
+    ('rtmdet_das-tiny_8xb32-300e_coco.py', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py',
+     'rtmdet_das-tiny_backbone-warmup-1e_coco.py'),
+    ('yolox_das-s_8xb8-300e_coco.py', 'yolox/yolox_s_8xb8-300e_coco.py',
+     'yolox_das-s_backbone-warmup-1e_coco.py'),
 ]
+#: What a DAS backbone config adds to its host's: the type and the gate's arguments.
+GATE_KEYS = ('type', 'host', 'stages', 'gate', 'gate_stages')
 
 
 @pytest.mark.slow
@@ -291,20 +297,24 @@ def test_detector_families_change_only_the_backbone_and_warm_up_by_one_rule(
     from mmdas.apis import unscaled_det_sample
     cfg = Config.fromfile(osp.join(ROOT, 'configs/das', config))
     host = get_config(f'mmdet::{mmdet_config}')
-    assert cfg.model.backbone.type == 'DASResNet'
     ours, theirs = unscoped(cfg.model.to_dict()), unscoped(host.model.to_dict())
+    assert ours['backbone'].get('host', 'ResNet') == theirs['backbone']['type']
+    assert ours['backbone']['type'] in ('DASResNet', 'GatedBackbone')
     assert {k: v for k, v in ours.items() if k != 'backbone'} == \
         {k: v for k, v in theirs.items() if k != 'backbone'}
-    assert {k: v for k, v in ours['backbone'].items() if 'gate' not in k and k != 'type'} == \
+    assert {k: v for k, v in ours['backbone'].items() if k not in GATE_KEYS} == \
         {k: v for k, v in theirs['backbone'].items() if k != 'type'}
-    for key in ('optim_wrapper', 'train_cfg', 'param_scheduler', 'train_dataloader'):
-        assert unscoped(cfg.to_dict()[key]) == unscoped(host.to_dict()[key]), key
+    for key in ('optim_wrapper', 'train_cfg', 'param_scheduler', 'train_dataloader',
+                'custom_hooks'):
+        assert unscoped(cfg.to_dict().get(key)) == unscoped(host.to_dict().get(key)), key
     warm = Config.fromfile(osp.join(ROOT, 'configs/das', warmup))
     reference = Config.fromfile(
         osp.join(ROOT, 'configs/das/faster-rcnn_das-r50_fpn_backbone-warmup-1e_coco.py'))
     assert warm.model.to_dict() == backbone_warmup_cfg(cfg).model.to_dict()
+    rule = backbone_warmup_cfg(cfg, max_epochs=1, val_interval=1)  # the host's loop, 1 epoch
     for key in ('train_cfg', 'param_scheduler', 'load_from', 'optim_wrapper'):
-        expected = cfg.get(key) if key == 'optim_wrapper' else reference.get(key)
+        expected = dict(
+            train_cfg=rule.train_cfg, optim_wrapper=cfg.optim_wrapper).get(key, reference.get(key))
         assert warm.get(key) == expected, key
     cfg.model.backbone.init_cfg = None  # no download here
     with scope('mmdet'):

@@ -118,3 +118,17 @@ def test_sda_configs_are_the_das_configs_with_the_sda_backbone(config, base, sco
             assert len(model.extract_feat(torch.randn(1, 3, 64, 64))) == 5
         else:
             assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize('scope_name', ['mmdet', 'mmpretrain'])
+def test_one_image_per_process_in_training_is_refused_with_what_works(scope_name):
+    """The depth attention's BatchNorm cannot train on one pooled vector: refused at the first
+    forward, naming why and what works; two images train, and one image runs in eval."""
+    model = build(scope_name, 18)
+    model.train()
+    with pytest.raises(ValueError, match=r'two or more images per GPU.*SyncBN'):
+        model(torch.randn(1, 3, 64, 64))
+    model(torch.randn(2, 3, 64, 64))
+    model.eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))

@@ -39,6 +39,12 @@ class StageDepthAttention(nn.Module):
     def block_weights(self, outs: Sequence[Tensor]) -> Tensor:
         """``(k, N, C, 1, 1)``: each block's weight per sample and channel, summing to 1."""
         pooled = torch.stack(list(outs)).sum(0).mean((2, 3), keepdim=True)
+        if self.training and pooled.shape[0] == 1 and type(self.norm) is nn.BatchNorm2d:
+            raise ValueError(
+                'SDA-xNet\'s depth attention normalizes the pooled vector of each image with '
+                'BatchNorm (as the official code does), which cannot train on one image per '
+                'process: train with two or more images per GPU, or on several GPUs with '
+                "SyncBN (sync_bn='torch' in the config converts every BatchNorm)")
         v = self.act(self.norm(self.squeeze(pooled)))
         return torch.stack([conv(v) for conv in self.expand]).softmax(0)
 
