@@ -141,6 +141,23 @@ def family_twin(mmdet_config: str, shapes: str, work_dir, iters: int) -> Config:
     return cfg
 
 
+def realtime_twin(config: str, shapes: str, work_dir, iters: int) -> Config:
+    """A real-time detector config of ours (``configs/das/<config>``: RTMDet, YOLOX) on the demo's
+    data, schedule and evaluation: its own gated backbone, neck and head (4 classes), its EMA
+    hook; the demo's data preprocessor (no multi-scale batch resizing) and no download."""
+    cfg = tiny_det_cfg(shapes, work_dir, iters)
+    real = Config.fromfile(osp.join(ROOT, 'configs/das', config))
+    model = unscoped(real.model.to_dict())
+    model['bbox_head']['num_classes'] = 4
+    model['backbone']['init_cfg'] = None
+    model['data_preprocessor'] = cfg.model.data_preprocessor
+    cfg.model = model
+    cfg.custom_hooks = [
+        hook for hook in unscoped(real.to_dict()['custom_hooks']) if hook['type'] == 'EMAHook'
+    ]
+    return cfg
+
+
 def free_port() -> int:
     """A port nothing listens on now (a fixed one can still be in TIME_WAIT from a last run)."""
     with socket.socket() as sock:

@@ -4,15 +4,42 @@ everything else is frozen (Salajegheh et al., 2023: the freshly inserted gates a
 
 ``model = dict(type='BackboneWarmup', detector='FasterRCNN', backbone=..., neck=..., ...)`` is
 the detector's own config with its ``type`` moved to ``detector``: it builds that detector,
-unchanged (same class, same state-dict keys), with ``requires_grad=False`` on every parameter
-outside ``trainable``. Frozen at build time, before mmengine's runner wraps the model in DDP:
-frozen parts take no gradients, so gradient clipping sees the backbone alone and DDP needs no
-search for unused parameters; with no gradient SGD leaves them bit-identical.
+unchanged (its class, subclassed only to keep ``train`` from moving frozen statistics; the same
+state-dict keys), with ``requires_grad=False`` on every parameter outside ``trainable``. Frozen
+at build time, before mmengine's runner wraps the model in DDP: frozen parts take no gradients,
+so gradient clipping sees the backbone alone and DDP needs no search for unused parameters;
+with no gradient SGD leaves them bit-identical. Their BatchNorms stay in eval mode (RTMDet's and
+YOLOX's necks have them): their running statistics do not move either.
 """
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch.nn as nn
 from mmengine.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class FrozenPartsMixin:
+    """``train(mode)`` as the detector's, then the BatchNorms of the frozen parts in eval."""
+    warmup_trainable: Sequence[str] = ('backbone', )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name, part in self.named_children():
+            if name not in self.warmup_trainable:
+                for module in part.modules():
+                    if isinstance(module, _BatchNorm):
+                        module.eval()
+        return self
+
+
+_WARMUP_CLASSES: Dict[type, type] = {}
+
+
+def warmup_class(detector_cls: type) -> type:
+    if detector_cls not in _WARMUP_CLASSES:
+        _WARMUP_CLASSES[detector_cls] = type(f'{detector_cls.__name__}BackboneWarmup',
+                                             (FrozenPartsMixin, detector_cls), {})
+    return _WARMUP_CLASSES[detector_cls]
 
 
 @MODELS.register_module()
@@ -31,4 +58,6 @@ def BackboneWarmup(detector: str, trainable: Sequence[str] = ('backbone', ), **m
     for name, part in built.named_children():
         if name not in trainable:
             part.requires_grad_(False)
-    return built
+    built.__class__ = warmup_class(type(built))
+    built.warmup_trainable = tuple(trainable)
+    return built.train(built.training)
