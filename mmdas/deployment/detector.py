@@ -23,9 +23,10 @@ detector's own ``test_cfg``. The families written (:data:`EXPORTED_DETECTORS`):
   probabilities. Pasting them into the image (mmdet's ``_do_paste_mask``: ``grid_sample``,
   bilinear, ``align_corners=False``) and the ``mask_thr_binary`` threshold are NumPy, in
   :mod:`mmdas.deployment.onnx_infer`.
-* **RetinaNet and FCOS** (``BaseDenseHead.predict_by_feat``): per level, the class scores
-  (sigmoid) above ``score_thr``, the top ``nms_pre`` (prior, class) pairs of the level
-  (``filter_scores_and_topk``), their priors' deltas (RetinaNet) or distances (FCOS) decoded
+* **RetinaNet, FCOS and RTMDet** (``BaseDenseHead.predict_by_feat``): per level, the class
+  scores (sigmoid) above ``score_thr``, the top ``nms_pre`` (prior, class) pairs of the level
+  (``filter_scores_and_topk``), their priors' deltas (RetinaNet) or distances (FCOS, RTMDet)
+  decoded
   and clipped; then boxes divided by the resize factors, FCOS's centerness (sigmoid)
   multiplied into the scores, boxes not wider and higher than ``min_bbox_size`` dropped,
   class-wise NMS, ``max_per_img``.
@@ -58,7 +59,7 @@ RUNTIME = 'onnx_infer.py'
 
 #: The detector families whose whole graph mmdas writes, by class name.
 TWO_STAGE_DETECTORS = ('FasterRCNN', 'MaskRCNN', 'CascadeRCNN')
-DENSE_DETECTORS = ('RetinaNet', 'FCOS')
+DENSE_DETECTORS = ('RetinaNet', 'FCOS', 'RTMDet')
 EXPORTED_DETECTORS = TWO_STAGE_DETECTORS + DENSE_DETECTORS
 
 
@@ -234,8 +235,8 @@ class TwoStageDetectorGraph(nn.Module):
 
 
 class DenseDetectorGraph(nn.Module):
-    """``(image, image_info) -> (dets, labels)`` of a one-stage detector, RetinaNet or FCOS
-    (inputs and outputs as :class:`TwoStageDetectorGraph`'s)."""
+    """``(image, image_info) -> (dets, labels)`` of a one-stage detector, RetinaNet, FCOS or
+    RTMDet (inputs and outputs as :class:`TwoStageDetectorGraph`'s)."""
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
@@ -246,8 +247,11 @@ class DenseDetectorGraph(nn.Module):
         self.head = detector.bbox_head
         self.cfg = self.head.test_cfg
         _check_nms('', self.cfg)
+        # RetinaNet regresses anchor deltas; FCOS and RTMDet distances from points (their heads
+        # scale them by the stride already)
+        self.distances = family != 'RetinaNet'
         _check_coder(self.head.bbox_coder,
-                     'DistancePointBBoxCoder' if family == 'FCOS' else 'DeltaXYWHBBoxCoder')
+                     'DistancePointBBoxCoder' if self.distances else 'DeltaXYWHBBoxCoder')
         if self.cfg.get('nms_pre', -1) <= 0:
             raise ValueError(f"test_cfg.nms_pre={self.cfg.get('nms_pre')}: the export needs a "
                              'positive per-level top-k')
@@ -272,6 +276,7 @@ class DenseDetectorGraph(nn.Module):
             pred = bbox_pred[0].permute(1, 2, 0).reshape(-1, 4)[index]
             if self.with_score_factors:
                 all_factors.append(factor[0].permute(1, 2, 0).reshape(-1)[index].sigmoid())
+            if self.distances:
                 all_boxes.append(decode_distances(prior[index], pred, image_info[:2]))
             else:
                 coder = head.bbox_coder
@@ -296,14 +301,36 @@ class DenseDetectorGraph(nn.Module):
         return torch.cat((boxes[keep], scores[keep, None]), 1), labels[keep]
 
 
+#: The test pipeline steps the file's preprocessing does (``onnx_infer.preprocess``).
+PIPELINE_STEPS = ('LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', 'Resize', 'Pad',
+                  'PackDetInputs')
+
+
 def preprocessing_metadata(cfg) -> Dict[str, str]:
     """How an image becomes the graph's inputs, from the config's test pipeline and data
     preprocessor, written into the ONNX file for :func:`preprocess` to read back."""
-    resize = next((t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'), None)
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    other = [t['type'] for t in pipeline if t['type'].split('.')[-1] not in PIPELINE_STEPS]
+    if other:
+        raise ValueError(f'whole-detector export reads the test pipeline steps {PIPELINE_STEPS}; '
+                         f'this config has {other} too, which the file would not do')
+    resize = next((t for t in pipeline if t['type'].split('.')[-1] == 'Resize'), None)
     if resize is None or not resize.get('keep_ratio', False):
         raise ValueError('whole-detector export expects a keep-ratio Resize in the test pipeline')
+    pad = next((t for t in pipeline if t['type'].split('.')[-1] == 'Pad'), None)
+    if pad is not None and (pad.get('size') is None or pad.get('size_divisor')
+                            or pad.get('pad_to_square')
+                            or pad.get('padding_mode', 'constant') != 'constant'):
+        raise ValueError(f'whole-detector export covers Pad(size=(w, h), pad_val=...) only, '
+                         f'got {pad}')
     pre = model_cfg(cfg).get('data_preprocessor') or {}
+    meta = {}
+    if pad is not None:  # mmdet's Pad: bottom and right, in the image's pixel values
+        value = pad.get('pad_val', dict(img=0))
+        value = value.get('img', 0) if isinstance(value, dict) else value
+        meta = dict(pad_size=str(list(pad['size'])), pad_pixel=str(value))
     return dict(
+        meta,
         scale=str(list(resize['scale'])),
         mean=str(list(pre.get('mean', [0, 0, 0]))),
         std=str(list(pre.get('std', [1, 1, 1]))),

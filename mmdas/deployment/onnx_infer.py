@@ -5,8 +5,8 @@
 The exporter writes this module beside the ``.onnx`` file as ``onnx_infer.py``: the two files,
 onnxruntime, NumPy and OpenCV are what a deployment machine needs (no torch, OpenMMLab or
 mmdas; this module imports none of them). Any exported family runs (Faster, Mask and Cascade
-R-CNN, RetinaNet, FCOS). The preprocessing (keep-ratio resize, normalisation, padding) is read
-from the file's metadata and done by :func:`preprocess` below, and a Mask R-CNN's masks are
+R-CNN, RetinaNet, FCOS, RTMDet). The preprocessing (keep-ratio resize, padding, normalisation)
+is read from the file's metadata and done by :func:`preprocess` below, and a Mask R-CNN's masks are
 pasted into the image by :func:`paste_masks`: the one definition of each, which the exporter's
 check (:mod:`mmdas.deployment.parity`) imports. In a checkout,
 ``python -m mmdas.deployment.onnx_infer`` runs the same.
@@ -43,17 +43,28 @@ def preprocess(image_bgr: np.ndarray, meta: Dict[str, str]) -> Tuple[np.ndarray,
     factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
     new_w, new_h = int(w * factor + 0.5), int(h * factor + 0.5)
     resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if 'pad_size' in meta:  # the test pipeline's Pad (RTMDet): to (w, h), bottom and right
+        pad_w, pad_h = ast.literal_eval(meta['pad_size'])
+        value = ast.literal_eval(meta['pad_pixel'])
+        resized = np.stack([
+            np.pad(
+                resized[..., c], ((0, max(pad_h - new_h, 0)), (0, max(pad_w - new_w, 0))),
+                constant_values=value[c] if isinstance(value, (list, tuple)) else value)
+            for c in range(3)
+        ], -1)
     if meta['bgr_to_rgb'] == 'True':
         resized = resized[..., ::-1]
     mean = np.array(ast.literal_eval(meta['mean']), np.float32)
     std = np.array(ast.literal_eval(meta['std']), np.float32)
     normalised = (resized.astype(np.float32) - mean) / std
     divisor = int(meta['size_divisor'])
-    pad_h, pad_w = -new_h % divisor, -new_w % divisor
+    pad_h, pad_w = -normalised.shape[0] % divisor, -normalised.shape[1] % divisor
     padded = np.pad(
         normalised, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=float(meta['pad_value']))
     image = np.ascontiguousarray(padded.transpose(2, 0, 1)[None], np.float32)
-    info = np.array([new_h, new_w, new_w / w, new_h / h], np.float32)
+    # the image's shape as mmdet's test_step sees it (after Pad, where boxes are clipped) and
+    # the resize factors
+    info = np.array([*resized.shape[:2], new_w / w, new_h / h], np.float32)
     return image, info
 
 

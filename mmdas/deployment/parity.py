@@ -15,7 +15,9 @@ amplifies that rounding only where a tie decides it. So the check is, per image:
    without a close counterpart passes only where a tie decides it, and the report names each:
    its class score within ``score`` of the score threshold or of a per-level ``nms_pre`` cut
    (before FCOS's centerness); its score within ``score`` of the other runtime's lowest where
-   that one is full (the ``max_per_img`` cut); an overlap within ``iou`` of the NMS threshold
+   that one is full (the ``max_per_img`` cut); a width or height within ``box`` of a dense
+   head's ``min_bbox_size`` (a box clipped flat at the border); an overlap within ``iou`` of
+   the NMS threshold
    with a detection scoring as much; a detection the other runtime kept or suppressed through
    such a tie; or (the second stage) a detection overlapping a proposal that only its own
    runtime found.
@@ -216,10 +218,16 @@ def level_cuts(levels: Sequence[np.ndarray], nms_pre: int, score_thr: float) -> 
     return cuts
 
 
-def _tie_reasons(sides: Dict[str, Boxes], loose: List[Tuple[str, int]], tol: Tolerance,
-                 iou_thr: float, max_per_img: Optional[int], score_thr: Optional[float],
-                 cuts: Sequence[float], class_scores: Dict[str, np.ndarray],
-                 sources: Dict[str, np.ndarray]) -> Dict[Tuple[str, int], str]:
+def _tie_reasons(sides: Dict[str, Boxes],
+                 loose: List[Tuple[str, int]],
+                 tol: Tolerance,
+                 iou_thr: float,
+                 max_per_img: Optional[int],
+                 score_thr: Optional[float],
+                 cuts: Sequence[float],
+                 class_scores: Dict[str, np.ndarray],
+                 sources: Dict[str, np.ndarray],
+                 min_size: Optional[float] = None) -> Dict[Tuple[str, int], str]:
     """Why each of the ``loose`` detections ``(side, index)`` may lack a counterpart, for those
     a tie decides (the module's docstring)."""
     everything = [(side, k) for side, (boxes, _, _) in sides.items() for k in range(len(boxes))]
@@ -252,6 +260,9 @@ def _tie_reasons(sides: Dict[str, Boxes], loose: List[Tuple[str, int]], tol: Tol
             why[item] = "class score at a level's nms_pre cut"
         elif cut is not None and score <= cut + tol.score:
             why[item] = f'score at the max_per_img={max_per_img} cut of {other} ({cut:.6g})'
+        elif min_size is not None and min(boxes[index[item]][2:] -
+                                          boxes[index[item]][:2]) <= min_size + tol.box:
+            why[item] = f'width or height at min_bbox_size={min_size:g}'
         elif at_nms:
             (o, m), iou = at_nms[0]
             why[item] = f'IoU {iou:.6f} with {o} #{m} at the NMS threshold {iou_thr:g}'
@@ -282,13 +293,15 @@ def compare_sets(kind: str,
                  score_thr: Optional[float] = None,
                  cuts: Sequence[float] = (),
                  class_scores: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-                 sources: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> List[Tuple[int, int]]:
+                 sources: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 min_size: Optional[float] = None) -> List[Tuple[int, int]]:
     """Compare mmdet's detections (``reference``) with the file's (``candidate``): matched one
     to one, each pair within ``tol``; every other detection must be decided by a tie (the
     module's docstring), named in ``report.ties``, or it is a failure. ``cuts``: the per-level
     ``nms_pre`` cut scores; ``class_scores``: per side, the score each detection had at the
     threshold and the cuts (default: its score); ``sources``: per side, the proposals only that
-    side found (boxes (N, 4)). Returns the close pairs ``(reference index, candidate
+    side found (boxes (N, 4)); ``min_size``: a dense head's ``min_bbox_size``. Returns the close
+    pairs ``(reference index, candidate
     index)``."""
     sides = dict(mmdet=reference, onnx=candidate)
     close, worst = [], [0.0, 0.0]
@@ -302,7 +315,7 @@ def compare_sets(kind: str,
     class_scores = dict(zip(sides, class_scores or (reference[1], candidate[1])))
     sources = dict(zip(sides, sources or (np.zeros((0, 4)), np.zeros((0, 4)))))
     why = _tie_reasons(sides, loose, tol, iou_thr, max_per_img, score_thr, cuts, class_scores,
-                       sources)
+                       sources, min_size)
     for side, k in loose:
         boxes, scores, labels = sides[side]
         box = ', '.join(f'{v:.2f}' for v in boxes[k])
@@ -390,7 +403,7 @@ def _class_scores(detections: Boxes, candidates: np.ndarray, tol: Tolerance) -> 
 
 def _compare_dense(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
                    report: Report) -> List[Tuple[int, int]]:
-    """RetinaNet and FCOS: the head's outputs, then the detections."""
+    """RetinaNet, FCOS and RTMDet: the head's outputs, then the detections."""
     head = model.bbox_head
     cfg = head.test_cfg
     names = sorted(k for k in reference if k.split('.')[0] in ('cls', 'reg', 'centerness'))
@@ -401,8 +414,10 @@ def _compare_dense(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,
     cuts = level_cuts(levels, cfg.nms_pre, score_thr) if head.use_sigmoid_cls else []
     detections = _detections(reference, got)
     class_scores = tuple(_class_scores(d, got['candidates'], tol) for d in detections)
+    min_size = cfg.get('min_bbox_size', -1)
     return compare_sets('detections', *detections, tol, report, cfg.nms.iou_threshold,
-                        cfg.max_per_img, score_thr, cuts, class_scores)
+                        cfg.max_per_img, score_thr, cuts, class_scores, None,
+                        min_size if min_size >= 0 else None)
 
 
 def _compare_two_stage(model: nn.Module, reference: Dict, got: Dict, tol: Tolerance,

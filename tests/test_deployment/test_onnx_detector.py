@@ -18,12 +18,13 @@ from mmdas.deployment import nonstandard_operators, operator_types
 from mmdas.deployment.detector import export_detector, mmdet_detections, onnx_detections
 from mmdas.deployment.parity import (Report, Tolerance, compare_masks, compare_sets,
                                      compare_with_mmdet, probed_session)
-from utils import ROOT, family_twin, load_tool, run_main
+from utils import ROOT, family_twin, load_tool, realtime_twin, run_main
 
 DEMO = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
 # the graph's RoiAlign and NonMaxSuppression nodes in each family: one RoiAlign per FPN level
 # and box head (and mask head), one NMS for the RPN and one for the boxes (one for a dense head)
-NODES = dict(faster=(4, 2), mask=(8, 2), cascade=(12, 2), retinanet=(0, 1), fcos=(0, 1))
+NODES = dict(
+    faster=(4, 2), mask=(8, 2), cascade=(12, 2), retinanet=(0, 1), fcos=(0, 1), rtmdet=(0, 1))
 #: (config, DeformConv nodes, family): every detector config we ship, and mmdet's plain twin.
 #: The full-width ones are ``full_width`` (and ``slow``): make test's second pass (scalar
 #: kernels) checks each family through the demo detector and the demo-width twins instead.
@@ -40,6 +41,8 @@ CONFIGS = [pytest.param(DEMO, 4, 'faster', id=DEMO)] + [
         ('configs/das/cascade-rcnn_das-r50_fpn_1x_coco.py', 4, 'cascade'),
         ('configs/das/retinanet_das-r50_fpn_1x_coco.py', 4, 'retinanet'),
         ('configs/das/fcos_das-r50-caffe_fpn_gn-head_1x_coco.py', 4, 'fcos'),
+        # RTMDet: its test pipeline pads to a fixed size with 114
+        ('configs/das/rtmdet_das-tiny_8xb32-300e_coco.py', 4, 'rtmdet'),
     )
 ]
 # mmdet's config of each family, for its demo-width twin (tests/utils.py: family_twin)
@@ -49,7 +52,7 @@ TWINS = dict(
     retinanet='retinanet/retinanet_r50_fpn_1x_coco.py',
     fcos='fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py')
 # the classifiers a written checkpoint spreads out: RPN, box heads (Cascade's three), dense heads
-CLASSIFIERS = ('rpn_cls', 'fc_cls', 'retina_cls', 'conv_cls')
+CLASSIFIERS = ('rpn_cls', 'fc_cls', 'retina_cls', 'conv_cls', 'rtm_cls')
 
 
 def small_cfg(config: str, data: str) -> Config:
@@ -62,6 +65,9 @@ def small_cfg(config: str, data: str) -> Config:
     resize = next(t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize')
     if config != DEMO:
         resize['scale'] = (128, 128)
+        for step in cfg.test_dataloader.dataset.pipeline:
+            if step['type'] == 'Pad':
+                step['size'] = (128, 128)
     cfg.test_dataloader.dataset.data_root = osp.join(data, '')
     return cfg
 
@@ -161,6 +167,16 @@ def test_each_familys_demo_width_twin_matches_mmdet(family, coco_shapes, tmp_pat
     check_against_mmdet(model, path, images[:2], 4, family)
 
 
+def test_the_rtmdet_twin_matches_mmdet(coco_shapes, tmp_path):
+    """RTMDet-tiny with DAS gates in its CSPNeXt, at the demo's data: the file's detections
+    against mmdet's own (distances from points, no centerness, sigmoid class scores)."""
+    cfg = realtime_twin('rtmdet_das-tiny_8xb32-300e_coco.py', coco_shapes, tmp_path, iters=1)
+    images = shapes_images(coco_shapes)
+    model = init_model(cfg, written_checkpoint(cfg, str(tmp_path / 'model.pth'), images))
+    path = export_detector(model, str(tmp_path / 'det.onnx'), images[0])
+    check_against_mmdet(model, path, images[:2], 4, 'rtmdet')
+
+
 @pytest.mark.slow
 def test_detections_are_in_the_input_images_pixels(coco_shapes, tmp_path):
     """Every box lies inside the image, and an image twice as large (which the preprocessing
@@ -246,6 +262,7 @@ def test_what_the_graph_does_not_cover_is_refused_by_name(coco_shapes):
 @pytest.mark.parametrize('mmdet_config, family', [
     ('atss/atss_r50_fpn_1x_coco.py', 'ATSS'),
     ('tood/tood_r50_fpn_1x_coco.py', 'TOOD'),
+    ('yolox/yolox_s_8xb8-300e_coco.py', 'YOLOX'),
 ])
 def test_a_family_the_export_does_not_write_is_refused_before_tracing(mmdet_config, family, scope):
     """Cascade R-CNN's three box heads used to get into the graph and die on a missing
@@ -260,7 +277,8 @@ def test_a_family_the_export_does_not_write_is_refused_before_tracing(mmdet_conf
         detector = MODELS.build(cfg.model)
     with pytest.raises(
             ValueError,
-            match=f'covers FasterRCNN, MaskRCNN, CascadeRCNN, RetinaNet, FCOS; {family} is not '
+            match=f'covers FasterRCNN, MaskRCNN, CascadeRCNN, RetinaNet, FCOS, RTMDet; {family} '
+            'is not '
             'exported whole'):
         detector_graph(detector)
 
@@ -334,6 +352,16 @@ def test_a_score_at_the_threshold_is_a_tie_and_one_above_it_is_not():
     report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], [60, 60, 90, 90, 0.05 + 1e-6, 1]))
     assert report.ok and 'score threshold 0.05' in report.ties[0]
     report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], [60, 60, 90, 90, 0.06, 1]))
+    assert not report.ok
+
+
+def test_a_box_clipped_flat_at_min_bbox_size_is_a_tie_and_a_real_box_is_not():
+    """A dense head drops boxes not wider and higher than min_bbox_size; a box clipped flat at
+    the border (height 1e-6) is kept by one runtime and dropped by the other (RTMDet)."""
+    flat = [60, 84, 90, 84 + 1e-6, 0.3, 1]
+    report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], flat), min_size=0)
+    assert report.ok and 'min_bbox_size=0' in report.ties[0]
+    report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], [60, 84, 90, 90, 0.3, 1]), min_size=0)
     assert not report.ok
 
 

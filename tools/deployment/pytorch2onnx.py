@@ -4,9 +4,9 @@ file in ONNX Runtime and compare it with the PyTorch model.
     python tools/deployment/pytorch2onnx.py CONFIG [--checkpoint CKPT] [--out FILE]
         [--images IMAGE ...] [--coco] [--backbone-only] [--cfg-options k=v ...]
 
-**A detector** (Faster, Mask or Cascade R-CNN, RetinaNet, FCOS; any other family is refused by
-name) is exported whole (mmdas.deployment.detector): the image in, ``dets`` (x1, y1, x2, y2,
-score in the image's pixels) and ``labels`` out (and ``masks``, each detection's mask
+**A detector** (Faster, Mask or Cascade R-CNN, RetinaNet, FCOS, RTMDet; any other family is
+refused by name) is exported whole (mmdas.deployment.detector): the image in, ``dets`` (x1,
+y1, x2, y2, score in the image's pixels) and ``labels`` out (and ``masks``, each detection's mask
 probabilities, for Mask R-CNN, pasted into the image by the runtime), every test-time setting
 from the config's ``test_cfg``, standard ONNX operators only (``DeformConv``, ``RoiAlign``,
 ``NonMaxSuppression``...), free height and width. The preprocessing (keep-ratio resize,
