@@ -253,6 +253,7 @@ def check_stage_flags(gate_stages: Sequence[bool], num_stages: int) -> None:
 
 
 GATE_ARGS = ('gate', 'gate_stages', 'gate_indices', 'alpha', 'deform_impl', 'freeze_gates')
+GATED_BACKBONE_ARGS = ('type', 'host', 'stages', 'gate', 'freeze_gates')
 PLAIN_TYPES = {
     'DASResNet': 'ResNet',
     'DASResNet_CIFAR': 'ResNet_CIFAR',
@@ -266,8 +267,11 @@ PLAIN_TYPES = {
 
 def plain_backbone_cfg(backbone: dict) -> dict:
     """The same backbone config without gates (the like-for-like baseline)."""
+    if backbone.get('type') == 'GatedBackbone':
+        plain = {k: v for k, v in backbone.items() if k not in GATED_BACKBONE_ARGS}
+        return dict(plain, type=backbone['host'])
     if backbone.get('type') not in PLAIN_TYPES:
-        raise ValueError(f'backbone type must be one of {tuple(PLAIN_TYPES)}, '
+        raise ValueError(f"backbone type must be 'GatedBackbone' or one of {tuple(PLAIN_TYPES)}, "
                          f"got {backbone.get('type')!r}")
     plain = {k: v for k, v in backbone.items() if k not in GATE_ARGS}
     plain['type'] = PLAIN_TYPES[backbone['type']]
