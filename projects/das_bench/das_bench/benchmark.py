@@ -411,6 +411,9 @@ class OnnxDetectorBenchmark(Benchmark):
     R50, each family timed in its own alternation."""
     name = 'onnx_detector'
     heavy = True
+    configs = DETECTOR_CONFIGS
+    #: the image's (height, width); the backbones' names without and with gates
+    size, arms = (800, 1333), ('R50', 'DAS-R50')
 
     def cases(self) -> Iterator[Case]:
         import numpy as np
@@ -419,11 +422,12 @@ class OnnxDetectorBenchmark(Benchmark):
         from mmdas.apis import init_model
         from mmdas.deployment.detector import export_detector, mmdet_detections, onnx_detections
         if self.bench.device != 'cpu':
-            raise ValueError('the onnx_detector benchmark measures ONNX Runtime on the CPU')
-        image = np.random.default_rng(0).integers(0, 256, (800, 1333, 3), dtype=np.uint8)
-        for family, config in DETECTOR_CONFIGS.items():
+            raise ValueError(f'the {self.name} benchmark measures ONNX Runtime on the CPU')
+        image = np.random.default_rng(0).integers(0, 256, (*self.size, 3), dtype=np.uint8)
+        for family, config in self.configs.items():
             fns = {}
-            for name, plain in ((f'{family} R50', True), (f'{family} DAS-R50', False)):
+            for arm, plain in zip(self.arms, (True, False)):
+                name = f'{family} {arm}'
                 model = init_model(das_config(config), plain_backbone=plain)
                 path = export_detector(model,
                                        osp.join(self.bench.out, f'{name.replace(" ", "_")}.onnx'),
@@ -432,15 +436,22 @@ class OnnxDetectorBenchmark(Benchmark):
                     path, cpu_session_options(), providers=['CPUExecutionProvider'])
                 fns[f'{name} ONNX Runtime'] = partial(onnx_detections, session, image)
                 fns[f'{name} PyTorch (mmdet)'] = partial(mmdet_detections, model, image)
-            yield ('whole detector 1333x800 b1', 'image to detections', fns,
-                   f'{family} R50 ONNX Runtime')
+            yield (f'whole detector {self.size[1]}x{self.size[0]} b1', 'image to detections', fns,
+                   f'{family} {self.arms[0]} ONNX Runtime')
+
+
+class OnnxRTMDetBenchmark(OnnxDetectorBenchmark):
+    """RTMDet-tiny with DAS gates in its CSPNeXt against RTMDet-tiny, whole, at 640x640."""
+    name = 'onnx_rtmdet'
+    configs = {'RTMDet-tiny': 'rtmdet_das-tiny_8xb32-300e_coco.py'}
+    size, arms = (640, 640), ('CSPNeXt', 'DAS-CSPNeXt')
 
 
 #: The benchmarks by name, in the order they run.
 SECTIONS: Dict[str, Type[Benchmark]] = {
     cls.name: cls
     for cls in (OpBenchmark, BackboneBenchmark, DetectorTrainBenchmark, GrowthBenchmark,
-                MemoryBenchmark, OnnxBenchmark, OnnxDetectorBenchmark)
+                MemoryBenchmark, OnnxBenchmark, OnnxDetectorBenchmark, OnnxRTMDetBenchmark)
 }
 
 

@@ -6,7 +6,8 @@ A command line over das_bench.benchmark. Each variant is warmed until its time s
 reported (machines are noisy and differ: compare ratios from one run).
 
     python projects/das_bench/tools/benchmark.py [--device cpu|cuda] [--rounds 7] [--quick]
-        [--sections op backbone detector growth memory onnx onnx_detector] [--before REV]
+        [--sections op backbone detector growth memory onnx onnx_detector onnx_rtmdet]
+        [--before REV]
         [--out work_dirs/bench]
 
 Sections:
@@ -27,6 +28,7 @@ Sections:
   onnx_detector  each exported detector family (Faster, Mask and Cascade R-CNN, RetinaNet,
             FCOS; DAS-R50 and R50) at 1333x800, image to detections: ONNX Runtime against
             mmdet's inference_detector
+  onnx_rtmdet  RTMDet-tiny with DAS gates against RTMDet-tiny, whole, at 640x640, the same way
 ``--before REV`` loads the pure-PyTorch deformable conv of a git revision into the same run,
 as the "before" variant of the op, backbone and detector sections. Writes OUT/benchmark.md
 and OUT/gate_scaling.png and prints the table.
@@ -55,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         '--quick', action='store_true', help='fewer rounds and only 224x224 for the backbone')
     parser.add_argument('--out', default='work_dirs/bench')
     args = parser.parse_args(argv)
-    if args.device != 'cpu' and {'onnx', 'onnx_detector'} & set(args.sections):
+    if args.device != 'cpu' and {'onnx', 'onnx_detector', 'onnx_rtmdet'} & set(args.sections):
         parser.error("the onnx section measures ONNX Runtime on the CPU: leave it out of "
                      '--sections or use --device cpu')
     try:
