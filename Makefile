@@ -1,25 +1,24 @@
-# mmdas: one command installs, one more tests.
+# mmdas: one command installs, one more tests. How long each target takes: docs/development.md.
 #   make install      create .venv/ and install the pinned stack (mmcv 2.1.0 compiled with its ops)
 #   make test         install if needed, lint, run the test suite, then the numeric tests again
 #                     with another CPU's rounding (OTHER_CPU below; what CI runs: .ci/run)
-#   make test-fast    the tests not marked slow (no training runs, no extra processes; ~3 min)
+#   make test-fast    the tests not marked slow (no training runs, no extra processes)
 #   make test-other-cpu  the whole suite with another CPU's rounding, once
 #   make lint         flake8, isort and yapf in check mode (configured in setup.cfg)
 #   make format       rewrite the code with isort and yapf
 #   make demo         install if needed, then the detection demo (DAS vs vanilla Faster R-CNN)
 #   make demo-cls     install if needed, then the classification demo (DAS and plain ResNet-18)
-#   make demo-seeds   both demos over seeds 0, 1, 2 on the test splits: the README's mean, spread
+#   make demo-seeds   both demos over seeds 0, 1, 2 on the test splits: docs/results.md's mean, spread
 #                     and paired differences
-#   make tune-cls     the classification demo's learning rates, chosen on val (~8 min)
+#   make tune-cls     the classification demo's learning rates, chosen on val
 #   make controls     the controls of the classification demo's gap on the harder shapes set: no
 #                     gate, DAS, a wider plain net (DAS's parameters within 5 %), SE, CBAM; rate
 #                     and length chosen on val, seeds 0-4 on test (slow: several hours here)
 #   make controls-det the detection demo's two arms at 1x, 2x and 4x fine-tunes (150 / 300 / 600
-#                     iterations) from one vanilla detector per seed, seeds $(SEEDS) (~26 min a
-#                     seed here; two one-thread runs side by side, SEEDS=3 and SEEDS=4, 24 min)
+#                     iterations) from one vanilla detector per seed, seeds $(SEEDS)
 #   make compare      every module (the controls' runs shared) under the same protocol, then
 #                     docs/comparison.md's tables regenerated from its JSON (slower still)
-#   make bench        latency, memory and ONNX Runtime benchmark (~15 min)
+#   make bench        latency, memory and ONNX Runtime benchmarks
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

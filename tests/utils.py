@@ -57,6 +57,7 @@ def run_main(script: str, args: List[str]) -> subprocess.CompletedProcess:
     out, err = io.StringIO(), io.StringIO()
     here = os.getcwd()
     os.chdir(ROOT)
+    managers = global_instances()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -72,7 +73,22 @@ def run_main(script: str, args: List[str]) -> subprocess.CompletedProcess:
                 code = 1
     finally:
         os.chdir(here)
+        for cls, instances in managers.items():  # the tool's loggers, scope, visualizers go
+            cls._instance_dict.clear()
+            cls._instance_dict.update(instances)
     return subprocess.CompletedProcess([script] + list(args), code, out.getvalue(), err.getvalue())
+
+
+def global_instances() -> dict:
+    """mmengine's global instances (loggers bound to a stream, the default scope, message
+    hubs, visualizers), by class: what an in-process run must leave as it found them."""
+    from mmengine.utils import ManagerMixin
+    classes, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo += cls.__subclasses__()
+    return {cls: dict(cls._instance_dict) for cls in classes if '_instance_dict' in vars(cls)}
 
 
 def tiny_det_cfg(shapes: str, work_dir, iters: int = 2, config: str = DEMO_DET):

@@ -98,8 +98,10 @@ class TwoStageDetectorGraph(nn.Module):
 
     ``image``: ``(1, 3, H, W)`` float32, resized, normalised and padded as the config's test
     pipeline and data preprocessor do (``preprocess`` in ``mmdas/deployment/onnx_infer.py``);
-    ``image_info``: ``(4, )`` float32, the resized image's height and width (before padding)
-    and the resize factors ``(scale_x, scale_y)``. ``dets``: ``(N, 5)``, ``x1, y1, x2, y2,
+    ``image_info``: ``(4, )`` float32, the image's height and width as mmdet's ``img_shape``
+    has them (resized; after a test pipeline's fixed-size ``Pad``, RTMDet's, padded; before the
+    data preprocessor's padding), where boxes are clipped, and the resize factors
+    ``(scale_x, scale_y)``. ``dets``: ``(N, 5)``, ``x1, y1, x2, y2,
     score`` in the input image's pixels; ``labels``: ``(N, )`` int64; ``masks`` (Mask R-CNN):
     ``(N, M, M)`` float32, each detection's mask probabilities over its box.
     """
@@ -339,7 +341,8 @@ def preprocessing_metadata(cfg) -> Dict[str, str]:
         pad_value=str(pre.get('pad_value', 0)),
         inputs='image: (1, 3, H, W) float32, keep-ratio resized to fit scale (bilinear), '
         '(pixel - mean) / std, zero-padded to a multiple of size_divisor; image_info: '
-        '(resized height, resized width, scale_x, scale_y) float32',
+        '(height, width as mmdet clips boxes: resized, after a fixed-size Pad; scale_x, '
+        'scale_y) float32',
         outputs='dets: (N, 5) x1, y1, x2, y2, score in the input image\'s pixels; '
         'labels: (N,) int64')
 

@@ -252,6 +252,7 @@ def _tie_reasons(sides: Dict[str, Boxes],
         side, k = item
         other = 'onnx' if side == 'mmdet' else 'mmdet'
         score, class_score = float(scores[index[item]]), float(class_scores[side][k])
+        box = boxes[index[item]]
         cut = lowest_if_full(other)
         at_nms = [(o, iou) for o, iou in rivals(item) if abs(iou - iou_thr) <= tol.iou]
         if score_thr is not None and abs(class_score - score_thr) <= tol.score:
@@ -260,9 +261,9 @@ def _tie_reasons(sides: Dict[str, Boxes],
             why[item] = "class score at a level's nms_pre cut"
         elif cut is not None and score <= cut + tol.score:
             why[item] = f'score at the max_per_img={max_per_img} cut of {other} ({cut:.6g})'
-        elif min_size is not None and min(boxes[index[item]][2:] -
-                                          boxes[index[item]][:2]) <= min_size + tol.box:
-            why[item] = f'width or height at min_bbox_size={min_size:g}'
+        elif min_size is not None and min(box[2:] - box[:2]) <= min_size + tol.box and \
+                not (np.abs(sides[other][0] - box).max(-1, initial=0) <= tol.box).any():
+            why[item] = f'width or height at min_bbox_size={min_size:g}, none there in {other}'
         elif at_nms:
             (o, m), iou = at_nms[0]
             why[item] = f'IoU {iou:.6f} with {o} #{m} at the NMS threshold {iou_thr:g}'

@@ -22,7 +22,7 @@ class FrozenPartsMixin:
     """``train(mode)`` as the detector's, then the BatchNorms of the frozen parts in eval."""
     warmup_trainable: Sequence[str] = ('backbone', )
 
-    def train(self, mode: bool = True):
+    def train(self, mode: bool = True) -> nn.Module:
         super().train(mode)
         for name, part in self.named_children():
             if name not in self.warmup_trainable:
@@ -36,9 +36,12 @@ _WARMUP_CLASSES: Dict[type, type] = {}
 
 
 def warmup_class(detector_cls: type) -> type:
+    """``detector_cls`` with :class:`FrozenPartsMixin`, under the detector's own name (the
+    export and its check tell families by class name)."""
     if detector_cls not in _WARMUP_CLASSES:
-        _WARMUP_CLASSES[detector_cls] = type(f'{detector_cls.__name__}BackboneWarmup',
-                                             (FrozenPartsMixin, detector_cls), {})
+        _WARMUP_CLASSES[detector_cls] = type(detector_cls.__name__,
+                                             (FrozenPartsMixin, detector_cls),
+                                             {'__qualname__': detector_cls.__qualname__})
     return _WARMUP_CLASSES[detector_cls]
 
 

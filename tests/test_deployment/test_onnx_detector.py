@@ -363,6 +363,9 @@ def test_a_box_clipped_flat_at_min_bbox_size_is_a_tie_and_a_real_box_is_not():
     assert report.ok and 'min_bbox_size=0' in report.ties[0]
     report = compared(dets(A + [0.9, 0]), dets(A + [0.9, 0], [60, 84, 90, 90, 0.3, 1]), min_size=0)
     assert not report.ok
+    # both keep the flat box, with scores apart: a real difference, not a tie
+    report = compared(dets(A + [0.9, 0], flat), dets(A + [0.9, 0], flat[:4] + [0.4, 1]), min_size=0)
+    assert not report.ok
 
 
 def test_mask_pixels_may_differ_only_at_the_binarisation_threshold():
@@ -607,3 +610,32 @@ def test_an_untrained_retinanet_whose_scores_all_tie_passes(coco_shapes, tmp_pat
         assert report.ok, report
         assert all('cut' in tie or 'NMS threshold' in tie or 'itself a tie' in tie
                    for tie in report.ties)
+
+
+def test_preprocessing_is_mmdets_own_with_rtmdets_fixed_pad(scope):
+    """RTMDet's test pipeline resizes, then pads to a fixed size with 114 (bottom and right),
+    after which mmdet sees the padded shape: the file's NumPy preprocessing gives mmdet's input
+    tensor and image shape for a non-square image."""
+    from mmcv.transforms import Compose
+    from mmdet.registry import MODELS
+
+    from mmdas.deployment.detector import preprocessing_metadata
+    from mmdas.deployment.onnx_infer import preprocess
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/das/rtmdet_das-tiny_8xb32-300e_coco.py'))
+    steps = [dict(type='LoadImageFromNDArray')] + [
+        step for step in cfg.test_dataloader.dataset.pipeline
+        if step['type'] not in ('LoadImageFromFile', 'LoadAnnotations')
+    ]
+    assert [step['type']
+            for step in steps] == ['LoadImageFromNDArray', 'Resize', 'Pad', 'PackDetInputs']
+    image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    with scope('mmdet'):
+        data = Compose(steps)(dict(img=image, img_id=0))
+        batch = MODELS.build(cfg.model.data_preprocessor)(dict(
+            inputs=[data['inputs']], data_samples=[data['data_samples']]), False)
+    expected, sample = batch['inputs'].numpy(), batch['data_samples'][0]
+    ours, info = preprocess(image, preprocessing_metadata(cfg))
+    assert ours.shape == expected.shape == (1, 3, 640, 640)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
+    assert tuple(info[:2]) == sample.img_shape == (640, 640)
+    np.testing.assert_allclose(info[2:], sample.scale_factor, rtol=1e-6)

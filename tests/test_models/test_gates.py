@@ -157,7 +157,7 @@ def test_a_plain_checkpoint_loads_into_a_cbam_backbone_with_only_its_modules_new
     assert {k for k in own if k not in saved} == {k for k in own if '.cbam_gate.' in k}
 
 
-# every gate config (SDA-xNet is a backbone, not a gate: tests/test_sda.py)
+# every gate config (SDA-xNet is a backbone, not a gate: tests/test_models/test_sda.py)
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs/gates/*.py')) if 'sda-' not in p)
 
 

@@ -222,9 +222,15 @@ class StageGatesMixin:
                                self.convert_pretrained)
 
     def _init_gates(self) -> None:
-        for gate in self.stage_gates():  # hosts re-init every Conv2d; a gate starts its own way
-            if hasattr(gate, 'init_weights'):
-                gate.init_weights()
+        init_gates(self.stage_gates())
+
+
+def init_gates(gates: Sequence[nn.Module]) -> None:
+    """Each gate's own init, after the host's (hosts re-init every Conv2d; a gate starts its
+    own way: a DAS gate with zero offsets)."""
+    for gate in gates:
+        if hasattr(gate, 'init_weights'):
+            gate.init_weights()
 
 
 PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')

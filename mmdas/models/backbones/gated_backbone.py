@@ -21,14 +21,14 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from .das_backbone import batchnorm_statistics_kept, build_gate
+from .das_backbone import batchnorm_statistics_kept, build_gate, init_gates
 from .pretrained import init_then_load_checked
 
 #: The input of the dry forward that measures each stage's width.
 PROBE_SIZE = 64
 
 
-def _apply_gate(stage: nn.Module, inputs, output):
+def _apply_gate(stage: nn.Module, inputs: Tuple, output: Tensor) -> Tensor:
     """The forward hook on a gated stage: its output through its gate. A module-level function
     that finds the gate on the stage, so ``copy.deepcopy`` (EMA) gives the copy its own gate."""
     gate, with_cp = stage.__dict__['_gate']
@@ -42,7 +42,14 @@ def _apply_gate(stage: nn.Module, inputs, output):
 
 
 def gate_key(stage: str) -> str:
+    """A stage's key in ``gates`` (a ModuleDict key has no dots)."""
     return stage.replace('.', '_')
+
+
+def is_frozen(module: nn.Module) -> bool:
+    """Whether the host froze ``module``: it has parameters and none trains."""
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 class GatedHostMixin:
@@ -73,6 +80,8 @@ class GatedHostMixin:
         if unknown:
             raise ValueError(f'stages {unknown} are not modules of {host}; its stages: '
                              f'{candidate_stages(self)}')
+        if len({gate_key(s) for s in stages}) != len(stages):
+            raise ValueError(f'stages must name each stage once, got {list(stages)}')
         self.gated_stages = tuple(stages)
         self.freeze_gates = freeze_gates
         self.gates = nn.ModuleDict({
@@ -80,45 +89,45 @@ class GatedHostMixin:
             for name, channels in zip(
                 stages, stage_channels(self, stages, host, kwargs.get('in_channels', 3)))
         })
-        with_cp = bool(getattr(self, 'with_cp', False))
+        # the host's memory switch (mmpretrain's ConvNeXt passes it to its blocks only)
+        with_cp = bool(kwargs.get('with_cp', getattr(self, 'with_cp', False)))
         for name in stages:
             modules[name].__dict__['_gate'] = (self.gates[gate_key(name)], with_cp)
             modules[name].register_forward_hook(_apply_gate)
+        self.frozen_gates = ()
+        self.train(self.training)  # some hosts freeze their frozen_stages in train() only
+        self.frozen_gates = tuple(
+            name for name in stages if freeze_gates and is_frozen(modules[name]))
+        for name in self.frozen_gates:
+            self.gates[gate_key(name)].requires_grad_(False)
         self.train(self.training)
 
     def stage_gates(self) -> List[nn.Module]:
         """The gates, first stage first (``mmdas.models.named_gates`` finds them here)."""
+        if not hasattr(self, 'gates'):  # the host's own __init__ calls train() before
+            return []
         return [self.gates[gate_key(name)] for name in self.gated_stages]
 
     def is_gate_key(self, key: str) -> bool:
+        """Whether a state-dict key is a gate's (the keys a plain checkpoint lacks)."""
         return key.startswith('gates.')
 
-    def train(self, mode: bool = True):
-        """The host's ``train`` (``norm_eval``, ``frozen_stages``), then the gates back to
-        ``mode`` and trainable, unless ``freeze_gates`` keeps a frozen stage's gate frozen."""
+    def train(self, mode: bool = True) -> 'GatedHostMixin':
+        """The host's ``train`` (``norm_eval``, ``frozen_stages``: its BatchNorms, the gates'
+        included, may go to eval), then each gate back to ``mode``; a gate frozen with its
+        stage (``freeze_gates``) stays in eval. Modes only: ``requires_grad`` is set once, when
+        the model is built."""
         super().train(mode)
-        if not hasattr(self, 'gates'):
-            return self
-        modules = dict(self.named_modules())
-        for name, gate in zip(self.gated_stages, self.stage_gates()):
-            frozen = not any(p.requires_grad for p in modules[name].parameters())
-            if self.freeze_gates and frozen:
-                gate.eval()
-                gate.requires_grad_(False)
-            else:
-                gate.train(mode)
-                gate.requires_grad_(True)
+        for name, gate in zip(getattr(self, 'gated_stages', ()), self.stage_gates()):
+            gate.train(mode and name not in self.frozen_gates)
         return self
 
     def init_weights(self) -> None:
         """The host's init, then the gates' own (hosts re-init every conv), then a
         ``Pretrained`` ``init_cfg`` loaded with only the gates allowed missing."""
-        init_then_load_checked(self, super().init_weights, self._init_gates, self.is_gate_key)
-
-    def _init_gates(self) -> None:
-        for gate in self.stage_gates():
-            if hasattr(gate, 'init_weights'):
-                gate.init_weights()
+        init_then_load_checked(self,
+                               super().init_weights, lambda: init_gates(self.stage_gates()),
+                               self.is_gate_key)
 
 
 def host_name(model: nn.Module) -> str:
