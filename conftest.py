@@ -13,10 +13,10 @@ from mmdas.datasets import make_shapes_coco, make_shapes_folder, make_shapes_seg
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: trains, starts processes or exports full-width models; left out of '
-        'make test-fast')
+        'make test-fast and of make test\'s second pass')
     config.addinivalue_line(
-        'markers', 'full_width: a shipped full-width detector config; left out of make test\'s '
-        'second pass (another CPU\'s rounding: scalar kernels take minutes each)')
+        'markers', 'full_width: a shipped full-width detector config exported whole (also slow; '
+        'under another CPU\'s rounding, scalar kernels take minutes each)')
     if os.environ.get('PYTEST_XDIST_WORKER'):
         # one thread per worker (pytest -n 2 on two cores), and for the processes it starts
         os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'

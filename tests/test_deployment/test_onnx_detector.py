@@ -26,7 +26,7 @@ DEMO = 'configs/das/demo/faster-rcnn_das-r18-w16_fpn_shapes.py'
 NODES = dict(
     faster=(4, 2), mask=(8, 2), cascade=(12, 2), retinanet=(0, 1), fcos=(0, 1), rtmdet=(0, 1))
 #: (config, DeformConv nodes, family): every detector config we ship, and mmdet's plain twin.
-#: The full-width ones are ``full_width`` (and ``slow``): make test's second pass (scalar
+#: The full-width ones are ``full_width`` and ``slow``: make test's second pass (scalar
 #: kernels) checks each family through the demo detector and the demo-width twins instead.
 CONFIGS = [pytest.param(DEMO, 4, 'faster', id=DEMO)] + [
     pytest.param(*case, marks=(pytest.mark.slow, pytest.mark.full_width), id=case[0]) for case in (
@@ -538,7 +538,6 @@ def demo_file(coco_shapes, tmp_path_factory):
     return model, export_detector(model, str(folder / 'det.onnx'), images[0]), images[1]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     'change, where', [
         (dict(node='/backbone/'), 'rpn_cls.0'),
@@ -558,7 +557,6 @@ def test_the_check_fails_a_file_that_computes_something_else(demo_file, tmp_path
     assert not report.ok and any(where in failure for failure in report.failures), report
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('family', ['retinanet', 'fcos'])
 def test_the_check_fails_a_dense_detector_that_computes_something_else(
         family, coco_shapes, tmp_path):
@@ -578,7 +576,6 @@ def test_the_check_fails_a_dense_detector_that_computes_something_else(
         assert not report.ok and any(where in failure for failure in report.failures), report
 
 
-@pytest.mark.slow
 def test_the_check_fails_masks_binarised_at_another_threshold(coco_shapes, tmp_path):
     """A Mask R-CNN file whose metadata binarises at 0.6 instead of mmdet's 0.5: the
     probabilities agree, the pasted pixels differ away from the threshold."""
