@@ -5,6 +5,9 @@ import numpy as np
 
 #: ``(boxes (N, 4), scores (N,), labels (N,))``
 Boxes = Tuple[np.ndarray, np.ndarray, np.ndarray]
+#: Boxes whose every coordinate lies this close are candidates for a pair whatever their IoU: a
+#: box clipped flat at the border has no area (RTMDet keeps those above ``min_bbox_size=0``).
+FLAT_BOX_PX = 0.5
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -22,13 +25,15 @@ def match_detections(reference: Boxes,
                      candidate: Boxes,
                      iou_threshold: float = 0.5) -> List[Tuple[int, int, float, float]]:
     """Match two detection sets one to one: among pairs of the same class overlapping by IoU >=
-    ``iou_threshold``, the closest pairs first (largest coordinate difference, then score
+    ``iou_threshold`` (or, for boxes of no area, whose IoU is 0, with every coordinate within
+    ``FLAT_BOX_PX``), the closest pairs first (largest coordinate difference, then score
     difference), so that each detection finds its own counterpart before any neighbour.
     Returns ``(reference index, candidate index, box difference, score difference)`` per pair.
     """
     (ref_boxes, ref_scores, ref_labels), (boxes, scores, labels) = reference, candidate
+    near = np.abs(ref_boxes[:, None, :4] - boxes[None, :, :4]).max(-1, initial=0) <= FLAT_BOX_PX
     same = (ref_labels[:, None] == labels[None, :]) & \
-        (iou_matrix(ref_boxes, boxes) >= iou_threshold)
+        ((iou_matrix(ref_boxes, boxes) >= iou_threshold) | near)
     rows, columns = np.nonzero(same)
     box_diffs = np.abs(ref_boxes[rows, :4] - boxes[columns, :4]).max(-1, initial=0)
     score_diffs = np.abs(ref_scores[rows] - scores[columns])

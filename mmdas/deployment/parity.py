@@ -16,7 +16,8 @@ amplifies that rounding only where a tie decides it. So the check is, per image:
    its class score within ``score`` of the score threshold or of a per-level ``nms_pre`` cut
    (before FCOS's centerness); its score within ``score`` of the other runtime's lowest where
    that one is full (the ``max_per_img`` cut); a width or height within ``box`` of a dense
-   head's ``min_bbox_size`` (a box clipped flat at the border); an overlap within ``iou`` of
+   head's ``min_bbox_size`` (a box clipped flat at the border) where the other runtime has no
+   box of its class; an overlap within ``iou`` of
    the NMS threshold
    with a detection scoring as much; a detection the other runtime kept or suppressed through
    such a tie; or (the second stage) a detection overlapping a proposal that only its own
@@ -218,6 +219,13 @@ def level_cuts(levels: Sequence[np.ndarray], nms_pre: int, score_thr: float) -> 
     return cuts
 
 
+def _has_box(side: Boxes, box: np.ndarray, label: int, within: float) -> bool:
+    """Whether ``side`` has a detection of class ``label`` within ``within`` px of ``box``."""
+    boxes, _, labels = side
+    same = boxes[labels == label]
+    return bool(len(same)) and bool((np.abs(same - box).max(-1) <= within).any())
+
+
 def _tie_reasons(sides: Dict[str, Boxes],
                  loose: List[Tuple[str, int]],
                  tol: Tolerance,
@@ -262,8 +270,9 @@ def _tie_reasons(sides: Dict[str, Boxes],
         elif cut is not None and score <= cut + tol.score:
             why[item] = f'score at the max_per_img={max_per_img} cut of {other} ({cut:.6g})'
         elif min_size is not None and min(box[2:] - box[:2]) <= min_size + tol.box and \
-                not (np.abs(sides[other][0] - box).max(-1, initial=0) <= tol.box).any():
-            why[item] = f'width or height at min_bbox_size={min_size:g}, none there in {other}'
+                not _has_box(sides[other], box, labels[index[item]], tol.box):
+            why[item] = f'width or height at min_bbox_size={min_size:g}, none of its class ' \
+                f'there in {other}'
         elif at_nms:
             (o, m), iou = at_nms[0]
             why[item] = f'IoU {iou:.6f} with {o} #{m} at the NMS threshold {iou_thr:g}'
