@@ -11,7 +11,8 @@ so gradient clipping sees the backbone alone and DDP needs no search for unused 
 with no gradient SGD leaves them bit-identical. Their BatchNorms stay in eval mode (RTMDet's and
 YOLOX's necks have them): their running statistics do not move either.
 """
-from typing import Dict, Sequence
+import functools
+from typing import Sequence
 
 import torch.nn as nn
 from mmengine.registry import MODELS
@@ -32,17 +33,12 @@ class FrozenPartsMixin:
         return self
 
 
-_WARMUP_CLASSES: Dict[type, type] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def warmup_class(detector_cls: type) -> type:
-    """``detector_cls`` with :class:`FrozenPartsMixin`, under the detector's own name (the
-    export and its check tell families by class name)."""
-    if detector_cls not in _WARMUP_CLASSES:
-        _WARMUP_CLASSES[detector_cls] = type(detector_cls.__name__,
-                                             (FrozenPartsMixin, detector_cls),
-                                             {'__qualname__': detector_cls.__qualname__})
-    return _WARMUP_CLASSES[detector_cls]
+    """``detector_cls`` with :class:`FrozenPartsMixin` (one per detector class), under the
+    detector's own name (the export and its check tell families by class name)."""
+    return type(detector_cls.__name__, (FrozenPartsMixin, detector_cls),
+                {'__qualname__': detector_cls.__qualname__})
 
 
 @MODELS.register_module()

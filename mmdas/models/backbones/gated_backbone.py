@@ -14,6 +14,7 @@ output in a dry forward at build time. A stage whose output is not one ``(N, C, 
 (HRNet's branch lists, a transformer's tokens) is refused by name.
 """
 import contextlib
+import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -83,7 +84,6 @@ class GatedHostMixin:
         if len({gate_key(s) for s in stages}) != len(stages):
             raise ValueError(f'stages must name each stage once, got {list(stages)}')
         self.gated_stages = tuple(stages)
-        self.freeze_gates = freeze_gates
         self.gates = nn.ModuleDict({
             gate_key(name): build_gate(gate, channels)
             for name, channels in zip(
@@ -192,15 +192,11 @@ def stage_channels(model: nn.Module,
     return channels
 
 
-_GATED_CLASSES: Dict[type, type] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def gated_class(host_cls: type) -> type:
     """The host class with :class:`GatedHostMixin` (one per host class, named Gated<Host>)."""
-    if host_cls not in _GATED_CLASSES:
-        _GATED_CLASSES[host_cls] = type(f'Gated{host_cls.__name__}', (GatedHostMixin, host_cls),
-                                        {'__doc__': f'{host_cls.__name__} with stage gates.'})
-    return _GATED_CLASSES[host_cls]
+    return type(f'Gated{host_cls.__name__}', (GatedHostMixin, host_cls),
+                {'__doc__': f'{host_cls.__name__} with stage gates.'})
 
 
 def gated_backbone_builder(registry):
