@@ -5,7 +5,7 @@ import torch
 
 import mmdas  # noqa: F401
 from mmdas.analysis.memory import saved_tensor_bytes
-from mmdas.models.backbones.das_backbone import GatedStage
+from mmdas.models.backbones.das_backbone import GatedStage, plain_backbone_cfg
 from utils import assert_every_parameter_learns
 
 CASES = [
@@ -52,6 +52,9 @@ def test_with_cp_recomputes_the_gates_and_changes_nothing(scope_name, cfg):
     checkpointed.load_state_dict(plain.state_dict())
     stages = [m for m in checkpointed.modules() if isinstance(m, GatedStage)]
     assert stages and all(stage.with_cp for stage in stages)
+    # every block reports the host's with_cp, as the host's own tests assert
+    host = build(scope_name, plain_backbone_cfg(cfg), True)
+    assert block_flags(checkpointed) == block_flags(host) and True in block_flags(host).values()
     x = torch.randn(2, 3, 64, 64)
     ref, got = step(plain, x), step(checkpointed, x)
     for a, b in zip(ref[0], got[0]):
@@ -76,6 +79,15 @@ def test_with_cp_recomputes_the_gates_and_changes_nothing(scope_name, cfg):
     for name, buffer in ref[2].items():
         if name.rsplit('.', 1)[0] not in twice:
             torch.testing.assert_close(got[2][name], buffer, rtol=0, atol=1e-6, msg=name)
+
+
+def block_flags(model):
+    """``with_cp`` of each module of ``model`` that has one, by name (gated stages left out)."""
+    return {
+        name: module.with_cp
+        for name, module in model.named_modules()
+        if hasattr(module, 'with_cp') and not isinstance(module, GatedStage) and name
+    }
 
 
 def double_counted(ref, got):

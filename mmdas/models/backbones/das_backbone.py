@@ -82,6 +82,20 @@ def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
             buffer.copy_(value)
 
 
+@contextlib.contextmanager
+def own_checkpoint_off(block: nn.Module, inside_segment: bool) -> Iterator[None]:
+    """While ``block`` runs inside a checkpointed segment, its own ``with_cp`` is off (one
+    recomputation, not two); the attribute reads as the host set it at every other time."""
+    if not (inside_segment and getattr(block, 'with_cp', False)):
+        yield
+        return
+    block.with_cp = False
+    try:
+        yield
+    finally:
+        block.with_cp = True
+
+
 class HostStage(Sequential):
     """A host stage's blocks, as the host built them, followed by ``extra`` modules: the keys
     are the host's plus the extras'.
@@ -109,21 +123,21 @@ class GatedStage(HostStage):
     stage's last block and the gate run as one checkpointed segment (``torch.utils.checkpoint``,
     non-reentrant, so gate parameters get gradients when the stage's input needs none, as in
     ``frozen_stages``): backward recomputes them, and neither the gate's activations nor its
-    input are kept, only the last block's input, which the host keeps anyway. BatchNorm running
-    statistics are restored after the recomputation (CBAM's spatial branch has one).
+    input are kept, only the last block's input, which the host keeps anyway. The block's own
+    ``with_cp`` reads as the host set it (the host's tests assert it) and is off only while it
+    runs inside the segment. BatchNorm running statistics are restored after the
+    recomputation (CBAM's spatial branch has one).
     """
 
     def __init__(self, blocks: nn.Sequential, gate_name: str, gate: nn.Module,
                  with_cp: bool) -> None:
         super().__init__(blocks, {gate_name: gate})
         self.with_cp = with_cp
-        last_block = list(blocks)[-1]
-        if with_cp and hasattr(last_block, 'with_cp'):
-            last_block.with_cp = False  # checkpointed here, with the gate
 
     def _tail(self, x: Tensor) -> Tensor:
         *_, last_block, gate = self
-        return gate(last_block(x))
+        with own_checkpoint_off(last_block, self.with_cp):
+            return gate(last_block(x))
 
     def _checkpoint_contexts(self):
         *_, last_block, gate = self
