@@ -113,6 +113,14 @@ def test_resnet_bad_arguments(kwargs, match):
         DASResNet(**kwargs)
 
 
+def test_an_unknown_depth_raises_the_hosts_key_error_too():
+    """The host's own tests expect its KeyError (mmdet's ResNet(20))."""
+    from mmdet.models.backbones import ResNet
+    for host in (ResNet, DASResNet):
+        with pytest.raises(KeyError):
+            host(20)
+
+
 def test_mobilenet_v2_gates_at_four_strides_and_outputs():
     model = DASMobileNetV2(out_indices=(1, 2, 4, 7), deform_impl='torch')
     assert [g.in_channels for g in model.stage_gates()] == [24, 32, 96, 320]

@@ -32,6 +32,14 @@ def resnet_stage_channels(backbone: nn.Module, stage: str) -> int:
     return backbone.base_channels * 2**backbone.res_layers.index(stage) * backbone.block.expansion
 
 
+class DepthError(KeyError, ValueError):
+    """A depth the host has no layout for: the host's own ``KeyError`` (its
+    ``arch_settings[depth]``), and a ``ValueError`` like every other bad argument here."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class DASResNetMixin(StageGatesMixin):
     """Shared constructor of the gated ResNet-family backbones.
 
@@ -60,7 +68,7 @@ class DASResNetMixin(StageGatesMixin):
                  **kwargs) -> None:
         depths = tuple(sorted(self.arch_settings))
         if depth not in depths:
-            raise ValueError(f'depth must be one of {depths}, got {depth!r}')
+            raise DepthError(f'depth must be one of {depths}, got {depth!r}')
         num_stages = kwargs.get('num_stages', 4)
         if gate_stages is None:
             gate_stages = (True, ) * num_stages if isinstance(num_stages, int) else ()
