@@ -18,6 +18,8 @@ import torch.nn as nn
 from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .runtime_class import reduce_by_maker
+
 
 class FrozenPartsMixin:
     """``train(mode)`` as the detector's, then the BatchNorms of the frozen parts in eval."""
@@ -31,6 +33,10 @@ class FrozenPartsMixin:
                     if isinstance(module, _BatchNorm):
                         module.eval()
         return self
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        mro = type(self).__mro__
+        return reduce_by_maker(self, protocol, warmup_class, mro[mro.index(FrozenPartsMixin) + 1])
 
 
 @functools.lru_cache(maxsize=None)

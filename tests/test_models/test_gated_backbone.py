@@ -2,6 +2,7 @@
 against its plain host (the same output shapes, the host's checkpoint loading exactly, the same
 frozen parameters) and trained one step."""
 import copy
+import pickle
 
 import pytest
 import torch
@@ -104,14 +105,18 @@ def test_frozen_stages_freeze_the_hosts_parameters_and_the_gates_train(scope, cf
         assert all(p.requires_grad != frozen for p in gate.parameters())
 
 
-def test_an_ema_copy_runs_its_own_gates():
-    """RTMDet's and YOLOX's EMA hooks deep-copy the model: the copy's hooks use its gates."""
+@pytest.mark.parametrize('copier', ['deepcopy', 'pickle'])
+def test_a_copy_runs_its_own_gates(copier):
+    """RTMDet's and YOLOX's EMA hooks deep-copy the model, ``torch.save(model)`` pickles it:
+    the copy is of the same class, computes the same, and its hooks use its own gates."""
     gated = build(*HOSTS[0]).eval()
-    ema = copy.deepcopy(gated)
+    copied = copy.deepcopy(gated) if copier == 'deepcopy' else pickle.loads(pickle.dumps(gated))
+    assert type(copied) is type(gated)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        ema.gates['stage4'].deform_conv.weight.zero_()
-        assert not torch.equal(ema(x)[-1], gated(x)[-1])
+        assert all(torch.equal(a, b) for a, b in zip(copied(x), gated(x)))
+        copied.gates['stage4'].deform_conv.weight.zero_()
+        assert not torch.equal(copied(x)[-1], gated(x)[-1])
 
 
 def test_stages_that_do_not_exist_or_are_not_cnn_stages_are_refused_by_name():

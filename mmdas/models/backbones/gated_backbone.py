@@ -22,6 +22,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from ..runtime_class import reduce_by_maker
 from .das_backbone import batchnorm_statistics_kept, build_gate, init_gates
 from .pretrained import init_then_load_checked
 
@@ -122,6 +123,9 @@ class GatedHostMixin:
             gate.train(mode and name not in self.frozen_gates)
         return self
 
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        return reduce_by_maker(self, protocol, gated_class, host_class(self))
+
     def init_weights(self) -> None:
         """The host's init, then the gates' own (hosts re-init every conv), then a
         ``Pretrained`` ``init_cfg`` loaded with only the gates allowed missing."""
@@ -130,9 +134,13 @@ class GatedHostMixin:
                                self.is_gate_key)
 
 
-def host_name(model: nn.Module) -> str:
+def host_class(model: nn.Module) -> type:
     mro = type(model).__mro__
-    return mro[mro.index(GatedHostMixin) + 1].__name__
+    return mro[mro.index(GatedHostMixin) + 1]
+
+
+def host_name(model: nn.Module) -> str:
+    return host_class(model).__name__
 
 
 def candidate_stages(model: nn.Module) -> List[str]:
@@ -195,8 +203,10 @@ def stage_channels(model: nn.Module,
 @functools.lru_cache(maxsize=None)
 def gated_class(host_cls: type) -> type:
     """The host class with :class:`GatedHostMixin` (one per host class, named Gated<Host>)."""
-    return type(f'Gated{host_cls.__name__}', (GatedHostMixin, host_cls),
-                {'__doc__': f'{host_cls.__name__} with stage gates.'})
+    return type(f'Gated{host_cls.__name__}', (GatedHostMixin, host_cls), {
+        '__doc__': f'{host_cls.__name__} with stage gates.',
+        '__module__': __name__
+    })
 
 
 def gated_backbone_builder(registry):

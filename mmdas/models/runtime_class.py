@@ -1,0 +1,16 @@
+"""Classes made at run time from a host class (``GatedCSPNeXt``, a detector's warm-up
+subclass) and how their objects pickle: by the function that makes the class and the host
+class, both found by name, so ``torch.save(model)`` and spawned workers work as for the host."""
+from typing import Any, Callable, Tuple
+
+
+def bare_instance(make_class: Callable[[type], type], host_cls: type) -> Any:
+    """An empty object of ``make_class(host_cls)``, for pickle to fill with its state."""
+    cls = make_class(host_cls)
+    return cls.__new__(cls)
+
+
+def reduce_by_maker(obj: Any, protocol: int, make_class: Callable[[type], type],
+                    host_cls: type) -> Tuple:
+    """``obj.__reduce_ex__(protocol)``, rebuilding its class with ``make_class(host_cls)``."""
+    return (bare_instance, (make_class, host_cls), *object.__reduce_ex__(obj, protocol)[2:])
