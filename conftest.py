@@ -23,6 +23,28 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def _memoized_format_code(format_code):
+    """yapf's ``FormatCode`` remembering its last results: mmengine formats each runner's
+    config twice (``dump_config`` and the visualizer's ``add_config``, about a second each
+    here). The text written is the same."""
+    results = {}
+
+    def memoized(text, style_config=None, **kwargs):
+        key = (text, repr(style_config), repr(sorted(kwargs.items())))
+        if key not in results:
+            if len(results) > 64:
+                results.clear()
+            results[key] = format_code(text, style_config=style_config, **kwargs)
+        return results[key]
+
+    return memoized
+
+
+def pytest_sessionstart(session):
+    import mmengine.config.config as mmengine_config
+    mmengine_config.FormatCode = _memoized_format_code(mmengine_config.FormatCode)
+
+
 def pytest_report_header(config):
     """Which CPU kernels compute the numbers (``make test`` runs the numeric tests twice)."""
     limit = os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')
