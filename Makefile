@@ -67,11 +67,11 @@ $(STAMP): $(REQS)
 lint: install
 	$(VENV)/bin/flake8 $(LINTED)
 	$(VENV)/bin/isort --check-only --diff $(LINTED)
-	$(VENV)/bin/yapf --diff --recursive $(LINTED)
+	$(VENV)/bin/yapf --diff --recursive --parallel $(LINTED)
 
 format: install
 	$(VENV)/bin/isort $(LINTED)
-	$(VENV)/bin/yapf --in-place --recursive $(LINTED)
+	$(VENV)/bin/yapf --in-place --recursive --parallel $(LINTED)
 
 test: lint
 	$(PYTEST)

@@ -45,6 +45,12 @@ def pytest_sessionstart(session):
     mmengine_config.FormatCode = _memoized_format_code(mmengine_config.FormatCode)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (the order is otherwise kept): with two workers, a long test
+    started last would leave the other worker idle at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
 def pytest_report_header(config):
     """Which CPU kernels compute the numbers (``make test`` runs the numeric tests twice)."""
     limit = os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')
