@@ -56,7 +56,17 @@ def test_with_cp_recomputes_the_gates_and_changes_nothing(scope_name, cfg):
     host = build(scope_name, plain_backbone_cfg(cfg), True)
     assert block_flags(checkpointed) == block_flags(host) and True in block_flags(host).values()
     x = torch.randn(2, 3, 64, 64)
+    # inside the segment the last block does not checkpoint itself again
+    seen = []
+    hooks = [
+        list(stage)[-2].register_forward_pre_hook(
+            lambda block, inputs: seen.append(getattr(block, 'with_cp', False))) for stage in stages
+    ]
     ref, got = step(plain, x), step(checkpointed, x)
+    for hook in hooks:
+        hook.remove()
+    assert seen and not any(seen)  # forward and its recomputation in backward
+    assert block_flags(checkpointed) == block_flags(host)
     for a, b in zip(ref[0], got[0]):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
     assert ref[1].keys() == got[1].keys()

@@ -93,7 +93,7 @@ def own_checkpoint_off(block: nn.Module, inside_segment: bool) -> Iterator[None]
     try:
         yield
     finally:
-        block.with_cp = True
+        block.with_cp = True  # it was True: the only case that turned it off
 
 
 class HostStage(Sequential):
@@ -134,9 +134,9 @@ class GatedStage(HostStage):
         super().__init__(blocks, {gate_name: gate})
         self.with_cp = with_cp
 
-    def _tail(self, x: Tensor) -> Tensor:
+    def _tail(self, x: Tensor, in_segment: bool = False) -> Tensor:
         *_, last_block, gate = self
-        with own_checkpoint_off(last_block, self.with_cp):
+        with own_checkpoint_off(last_block, in_segment):
             return gate(last_block(x))
 
     def _checkpoint_contexts(self):
@@ -152,7 +152,7 @@ class GatedStage(HostStage):
             p.requires_grad for module in (last_block, gate) for p in module.parameters())
         if self.with_cp and torch.is_grad_enabled() and needs_grad:
             return checkpoint(
-                self._tail, x, use_reentrant=False, context_fn=self._checkpoint_contexts)
+                self._tail, x, True, use_reentrant=False, context_fn=self._checkpoint_contexts)
         return self._tail(x)
 
 
