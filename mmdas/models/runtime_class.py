@@ -12,5 +12,9 @@ def bare_instance(make_class: Callable[[type], type], host_cls: type) -> Any:
 
 def reduce_by_maker(obj: Any, protocol: int, make_class: Callable[[type], type],
                     host_cls: type) -> Tuple:
-    """``obj.__reduce_ex__(protocol)``, rebuilding its class with ``make_class(host_cls)``."""
-    return (bare_instance, (make_class, host_cls), *object.__reduce_ex__(obj, protocol)[2:])
+    """``obj.__reduce_ex__(protocol)``, rebuilding its class with ``make_class(host_cls)`` where
+    that made it (a user's own subclass of the mixin pickles by name, as before)."""
+    reduced = object.__reduce_ex__(obj, protocol)
+    if type(obj) is not make_class(host_cls):
+        return reduced
+    return (bare_instance, (make_class, host_cls), *reduced[2:])

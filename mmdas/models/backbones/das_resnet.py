@@ -36,8 +36,7 @@ class DepthError(KeyError, ValueError):
     """A depth the host has no layout for: the host's own ``KeyError`` (its
     ``arch_settings[depth]``), and a ``ValueError`` like every other bad argument here."""
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+    __str__ = ValueError.__str__  # the message, not KeyError's repr of it
 
 
 class DASResNetMixin(StageGatesMixin):
