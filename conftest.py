@@ -25,8 +25,8 @@ def pytest_configure(config):
 
 def _memoized_format_code(format_code):
     """yapf's ``FormatCode`` remembering its last results: mmengine formats each runner's
-    config twice (``dump_config`` and the visualizer's ``add_config``, about a second each
-    here). The text written is the same."""
+    config several times (``dump_config``, the visualizer's ``add_config``, the log), about a
+    second each here. The text written is the same."""
     results = {}
 
     def memoized(text, style_config=None, **kwargs):
