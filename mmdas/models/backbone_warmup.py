@@ -35,8 +35,7 @@ class FrozenPartsMixin:
         return self
 
     def __reduce_ex__(self, protocol: int) -> tuple:
-        mro = type(self).__mro__
-        return reduce_by_maker(self, protocol, warmup_class, mro[mro.index(FrozenPartsMixin) + 1])
+        return reduce_by_maker(self, protocol, warmup_class, FrozenPartsMixin)
 
 
 @functools.lru_cache(maxsize=None)

@@ -2,7 +2,7 @@
 host's ``with_cp``), freezing, checked loading; and how any model's gates are found."""
 import contextlib
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -82,6 +82,17 @@ def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
             buffer.copy_(value)
 
 
+def checkpointed(fn: Callable[..., Tensor], module: nn.Module, *args) -> Tensor:
+    """``fn(*args)`` as a checkpointed segment (non-reentrant, so ``module``'s parameters get
+    gradients when the inputs need none): backward recomputes it, and the running statistics
+    of ``module``'s BatchNorms are restored after the recomputation (a batch counts once)."""
+    return checkpoint(
+        fn,
+        *args,
+        use_reentrant=False,
+        context_fn=lambda: (contextlib.nullcontext(), batchnorm_statistics_kept(module)))
+
+
 @contextlib.contextmanager
 def own_checkpoint_off(block: nn.Module, inside_segment: bool) -> Iterator[None]:
     """While ``block`` runs inside a checkpointed segment, its own ``with_cp`` is off (one
@@ -139,11 +150,6 @@ class GatedStage(HostStage):
         with own_checkpoint_off(last_block, in_segment):
             return gate(last_block(x))
 
-    def _checkpoint_contexts(self):
-        *_, last_block, gate = self
-        return contextlib.nullcontext(), batchnorm_statistics_kept(
-            nn.ModuleList([last_block, gate]))
-
     def forward(self, x: Tensor) -> Tensor:
         *blocks, last_block, gate = self
         for block in blocks:
@@ -151,8 +157,7 @@ class GatedStage(HostStage):
         needs_grad = x.requires_grad or any(
             p.requires_grad for module in (last_block, gate) for p in module.parameters())
         if self.with_cp and torch.is_grad_enabled() and needs_grad:
-            return checkpoint(
-                self._tail, x, True, use_reentrant=False, context_fn=self._checkpoint_contexts)
+            return checkpointed(self._tail, nn.ModuleList([last_block, gate]), x, True)
         return self._tail(x)
 
 

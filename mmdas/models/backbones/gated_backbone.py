@@ -13,17 +13,15 @@ or classifier, loads with only the gates missing. Each gate's width is read from
 output in a dry forward at build time. A stage whose output is not one ``(N, C, H, W)`` map
 (HRNet's branch lists, a transformer's tokens) is refused by name.
 """
-import contextlib
 import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
-from ..runtime_class import reduce_by_maker
-from .das_backbone import batchnorm_statistics_kept, build_gate, init_gates
+from ..runtime_class import host_class, reduce_by_maker
+from .das_backbone import build_gate, checkpointed, init_gates
 from .pretrained import init_then_load_checked
 
 #: The input of the dry forward that measures each stage's width.
@@ -35,11 +33,7 @@ def _apply_gate(stage: nn.Module, inputs: Tuple, output: Tensor) -> Tensor:
     that finds the gate on the stage, so ``copy.deepcopy`` (EMA) gives the copy its own gate."""
     gate, with_cp = stage.__dict__['_gate']
     if with_cp and torch.is_grad_enabled() and gate.training and output.requires_grad:
-        return checkpoint(
-            gate,
-            output,
-            use_reentrant=False,
-            context_fn=lambda: (contextlib.nullcontext(), batchnorm_statistics_kept(gate)))
+        return checkpointed(gate, gate, output)
     return gate(output)
 
 
@@ -124,7 +118,7 @@ class GatedHostMixin:
         return self
 
     def __reduce_ex__(self, protocol: int) -> tuple:
-        return reduce_by_maker(self, protocol, gated_class, host_class(self))
+        return reduce_by_maker(self, protocol, gated_class, GatedHostMixin)
 
     def init_weights(self) -> None:
         """The host's init, then the gates' own (hosts re-init every conv), then a
@@ -134,13 +128,8 @@ class GatedHostMixin:
                                self.is_gate_key)
 
 
-def host_class(model: nn.Module) -> type:
-    mro = type(model).__mro__
-    return mro[mro.index(GatedHostMixin) + 1]
-
-
 def host_name(model: nn.Module) -> str:
-    return host_class(model).__name__
+    return host_class(model, GatedHostMixin).__name__
 
 
 def candidate_stages(model: nn.Module) -> List[str]:
