@@ -26,8 +26,7 @@ detector's own ``test_cfg``. The families written (:data:`EXPORTED_DETECTORS`):
 * **RetinaNet, FCOS and RTMDet** (``BaseDenseHead.predict_by_feat``): per level, the class
   scores (sigmoid) above ``score_thr``, the top ``nms_pre`` (prior, class) pairs of the level
   (``filter_scores_and_topk``), their priors' deltas (RetinaNet) or distances (FCOS, RTMDet)
-  decoded
-  and clipped; then boxes divided by the resize factors, FCOS's centerness (sigmoid)
+  decoded and clipped; then boxes divided by the resize factors, FCOS's centerness (sigmoid)
   multiplied into the scores, boxes not wider and higher than ``min_bbox_size`` dropped,
   class-wise NMS, ``max_per_img``.
 
@@ -312,14 +311,18 @@ def preprocessing_metadata(cfg) -> Dict[str, str]:
     """How an image becomes the graph's inputs, from the config's test pipeline and data
     preprocessor, written into the ONNX file for :func:`preprocess` to read back."""
     pipeline = cfg.test_dataloader.dataset.pipeline
+
+    def step(name: str) -> Optional[dict]:  # the first step of that type (any registry scope)
+        return next((t for t in pipeline if t['type'].split('.')[-1] == name), None)
+
     other = [t['type'] for t in pipeline if t['type'].split('.')[-1] not in PIPELINE_STEPS]
     if other:
         raise ValueError(f'whole-detector export reads the test pipeline steps {PIPELINE_STEPS}; '
                          f'this config has {other} too, which the file would not do')
-    resize = next((t for t in pipeline if t['type'].split('.')[-1] == 'Resize'), None)
+    resize = step('Resize')
     if resize is None or not resize.get('keep_ratio', False):
         raise ValueError('whole-detector export expects a keep-ratio Resize in the test pipeline')
-    pad = next((t for t in pipeline if t['type'].split('.')[-1] == 'Pad'), None)
+    pad = step('Pad')
     if pad is not None and (pad.get('size') is None or pad.get('size_divisor')
                             or pad.get('pad_to_square')
                             or pad.get('padding_mode', 'constant') != 'constant'):

@@ -45,13 +45,10 @@ def preprocess(image_bgr: np.ndarray, meta: Dict[str, str]) -> Tuple[np.ndarray,
     resized = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     if 'pad_size' in meta:  # the test pipeline's Pad (RTMDet): to (w, h), bottom and right
         pad_w, pad_h = ast.literal_eval(meta['pad_size'])
-        value = ast.literal_eval(meta['pad_pixel'])
-        resized = np.stack([
-            np.pad(
-                resized[..., c], ((0, max(pad_h - new_h, 0)), (0, max(pad_w - new_w, 0))),
-                constant_values=value[c] if isinstance(value, (list, tuple)) else value)
-            for c in range(3)
-        ], -1)
+        canvas = np.empty((max(pad_h, new_h), max(pad_w, new_w), 3), resized.dtype)
+        canvas[...] = ast.literal_eval(meta['pad_pixel'])  # one value, or one per channel
+        canvas[:new_h, :new_w] = resized
+        resized = canvas
     if meta['bgr_to_rgb'] == 'True':
         resized = resized[..., ::-1]
     mean = np.array(ast.literal_eval(meta['mean']), np.float32)

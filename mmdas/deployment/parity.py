@@ -17,11 +17,9 @@ amplifies that rounding only where a tie decides it. So the check is, per image:
    (before FCOS's centerness); its score within ``score`` of the other runtime's lowest where
    that one is full (the ``max_per_img`` cut); a width or height within ``box`` of a dense
    head's ``min_bbox_size`` (a box clipped flat at the border) where the other runtime has no
-   box of its class; an overlap within ``iou`` of
-   the NMS threshold
-   with a detection scoring as much; a detection the other runtime kept or suppressed through
-   such a tie; or (the second stage) a detection overlapping a proposal that only its own
-   runtime found.
+   box of its class; an overlap within ``iou`` of the NMS threshold with a detection scoring
+   as much; a detection the other runtime kept or suppressed through such a tie; or (the
+   second stage) a detection overlapping a proposal that only its own runtime found.
 3. **Masks as probabilities.** Each matched pair's ``M x M`` probabilities within ``mask``;
    pasted pixels may differ only where ``mask_thr_binary`` lies between mmdet's and the file's
    pasted probabilities (each pasted with its own box), widened by ``mask``.
@@ -311,8 +309,7 @@ def compare_sets(kind: str,
     ``nms_pre`` cut scores; ``class_scores``: per side, the score each detection had at the
     threshold and the cuts (default: its score); ``sources``: per side, the proposals only that
     side found (boxes (N, 4)); ``min_size``: a dense head's ``min_bbox_size``. Returns the close
-    pairs ``(reference index, candidate
-    index)``."""
+    pairs ``(reference index, candidate index)``."""
     sides = dict(mmdet=reference, onnx=candidate)
     close, worst = [], [0.0, 0.0]
     for i, j, box, score in match_detections(reference, candidate):
